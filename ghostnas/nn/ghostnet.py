@@ -1,0 +1,150 @@
+"""GhostNet modules with the authors' (and timm's) state-dict layout.
+
+Every module name below (``primary_conv``, ``cheap_operation``, ``conv_dw``/``bn_dw``, ``se``,
+``shortcut``, ``blocks.{i}.{j}``, ``conv_head``, ``classifier``) matches their checkpoints, so
+``load_state_dict(strict=True)`` works at s=2, d=3; other s, d keep the keys with other shapes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..arch import Arch, ResolvedArch, ResolvedBlock, ghost_channels, load_arch
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return F.relu6(x + 3.0) / 6.0
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.conv_expand(self.act1(self.conv_reduce(self.avg_pool(x))))
+        return x * hard_sigmoid(gate)
+
+
+class GhostModule(nn.Module):
+    """A 1x1 primary conv to ceil(out/s) channels, then a cheap depthwise-style d x d conv that
+    makes (s-1) more maps from each; concatenated and cut to ``out`` channels."""
+
+    def __init__(self, cin: int, cout: int, s: int = 2, d: int = 3, relu: bool = True):
+        super().__init__()
+        self.cout = cout
+        primary, cheap = ghost_channels(cout, s)
+        self.primary_conv = nn.Sequential(
+            nn.Conv2d(cin, primary, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(primary),
+            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        )
+        self.cheap_operation = nn.Sequential(
+            nn.Conv2d(primary, cheap, d, 1, d // 2, groups=primary, bias=False),
+            nn.BatchNorm2d(cheap),
+            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.primary_conv(x)
+        x2 = self.cheap_operation(x1)
+        return torch.cat([x1, x2], dim=1)[:, : self.cout]
+
+
+class GhostBottleneck(nn.Module):
+    def __init__(self, rb: ResolvedBlock):
+        super().__init__()
+        self.stride = rb.stride
+        self.ghost1 = GhostModule(rb.cin, rb.mid, rb.s, rb.d, relu=True)
+        if rb.stride > 1:
+            self.conv_dw = nn.Conv2d(rb.mid, rb.mid, rb.k, rb.stride, rb.k // 2, groups=rb.mid, bias=False)
+            self.bn_dw = nn.BatchNorm2d(rb.mid)
+        self.se = SqueezeExcite(rb.mid, rb.se_channels) if rb.se_channels else None
+        self.ghost2 = GhostModule(rb.mid, rb.cout, rb.s, rb.d, relu=False)
+        if rb.identity_shortcut:
+            self.shortcut = nn.Sequential()
+        else:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(rb.cin, rb.cin, rb.k, rb.stride, rb.k // 2, groups=rb.cin, bias=False),
+                nn.BatchNorm2d(rb.cin),
+                nn.Conv2d(rb.cin, rb.cout, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(rb.cout),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x
+        x = self.ghost1(x)
+        if self.stride > 1:
+            x = self.bn_dw(self.conv_dw(x))
+        if self.se is not None:
+            x = self.se(x)
+        x = self.ghost2(x)
+        return x + self.shortcut(residual)
+
+
+class ConvBnAct(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.act1 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv(x)))
+
+
+class GhostNet(nn.Module):
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.arch = arch
+        r: ResolvedArch = arch.resolve()
+        self.num_classes = r.num_classes
+        self.dropout = r.dropout
+        self.conv_stem = nn.Conv2d(3, r.stem, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(r.stem)
+        self.act1 = nn.ReLU(inplace=True)
+        stages: list[nn.Module] = [nn.Sequential() for _ in range(r.num_stages)]
+        for rb in r.blocks:
+            stages[rb.stage].append(GhostBottleneck(rb))
+        cin = r.blocks[-1].cout if r.blocks else r.stem
+        stages.append(nn.Sequential(ConvBnAct(cin, r.final_conv)))
+        self.blocks = nn.Sequential(*stages)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_head = nn.Conv2d(r.final_conv, r.head, 1, 1, 0, bias=True)
+        self.act2 = nn.ReLU(inplace=True)
+        self.flatten = nn.Flatten(1)
+        self.classifier = nn.Linear(r.head, r.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.act1(self.bn1(self.conv_stem(x))))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.act2(self.conv_head(self.global_pool(x))))
+        if self.dropout > 0.0:
+            x = F.dropout(x, p=self.dropout, training=self.training)
+        return self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def create_model(arch: "Arch | str | os.PathLike[str]", num_classes: int | None = None,
+                 **overrides) -> GhostNet:
+    """Build a GhostNet from an Arch, a registered name (``paper-1.0x``) or an arch JSON path.
+
+    ``num_classes`` (and any other Arch field in ``overrides``, e.g. ``dropout``) replaces the
+    Arch's value. Deployment resolution does not change the model's weights.
+    """
+    a = load_arch(arch)
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if overrides:
+        a = a.replace(**overrides)
+    return GhostNet(a)

@@ -1,0 +1,351 @@
+"""SearchSpace: GhostNet's stages and blocks as choices, loaded from YAML (no torch here).
+
+A space file (``search_spaces/*.yaml``) lists stages; each stage gives its blocks' base output
+channels (``out``, one entry per block up to the maximum depth), the stride of its first block, and
+the choices searched: ``depth`` (keep the first n blocks), per block ``exp_ratio`` (mid channels =
+make_divisible(in * ratio)), ``k`` and ``se``, and per stage the Ghost ratio ``s`` and cheap kernel
+``d``. ``width`` is global. A dimension with one choice is fixed and gets no label.
+
+Flat labels name one decision each, like NNI's: ``width``, ``s6_depth``, ``s6_b3_exp``,
+``s6_b3_k``, ``s6_b3_se``, ``s6_s``, ``s6_d``. ``k`` is only a label where it has an effect: the
+depthwise kernel is used by a stride-2 block and by a projection shortcut (in != out channels); in a
+stride-1 block with an identity shortcut it changes nothing, so it is not searched (and is set to 3).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .arch import Arch, Block, make_divisible
+from .errors import GhostNASError
+
+Labels = dict[str, Any]
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d"}
+TOP_KEYS = {"name", "description", "width", "resolution", "stem", "final_conv", "head",
+            "dropout", "num_classes", "stages"}
+UNUSED_K = 3  # value stored for a kernel that has no effect
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    out: tuple[int, ...]
+    stride: int
+    depth: tuple[int, ...]
+    exp_ratio: tuple[float, ...]
+    k: tuple[int, ...]
+    se: tuple[bool, ...]
+    s: tuple[int, ...]
+    d: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    stages: tuple[StageSpace, ...]
+    width: tuple[float, ...]
+    resolution: int = 224
+    stem: int = 16
+    final_conv: int = 960
+    head: int = 1280
+    dropout: float = 0.2
+    num_classes: int = 1000
+    source: str | None = field(default=None, compare=False)
+
+    # ---- structure ---------------------------------------------------------------------
+    def _block_in_channels(self, depths: tuple[int, ...]) -> Iterator[tuple[int, int, int, int]]:
+        """Yield (stage, block, base in channels, stride) for the active blocks."""
+        cin = self.stem
+        for i, st in enumerate(self.stages):
+            for j in range(depths[i]):
+                yield i, j, cin, (st.stride if j == 0 else 1)
+                cin = st.out[j]
+
+    @staticmethod
+    def k_used(cin: int, cout: int, stride: int) -> bool:
+        return stride > 1 or cin != cout
+
+    def dimensions(self) -> list[tuple[str, tuple]]:
+        """Every label with its choices (those with at least two), in network order.
+
+        Whether a block's ``k`` is searched can depend on depth (its input channels); it is listed
+        when it matters for at least one depth of the previous stage.
+        """
+        dims: list[tuple[str, tuple]] = []
+        if len(self.width) > 1:
+            dims.append(("width", self.width))
+        k_labels = self._k_labels()
+        for i, st in enumerate(self.stages):
+            if len(st.depth) > 1:
+                dims.append((f"s{i}_depth", st.depth))
+            for j in range(max(st.depth)):
+                if len(st.exp_ratio) > 1:
+                    dims.append((f"s{i}_b{j}_exp", st.exp_ratio))
+                if f"s{i}_b{j}_k" in k_labels:
+                    dims.append((f"s{i}_b{j}_k", st.k))
+                if len(st.se) > 1:
+                    dims.append((f"s{i}_b{j}_se", st.se))
+            if len(st.s) > 1:
+                dims.append((f"s{i}_s", st.s))
+            if len(st.d) > 1:
+                dims.append((f"s{i}_d", st.d))
+        return dims
+
+    def _k_labels(self) -> set[str]:
+        labels = set()
+        prev_outs = {self.stem}
+        for i, st in enumerate(self.stages):
+            for j in range(max(st.depth)):
+                stride = st.stride if j == 0 else 1
+                cins = prev_outs if j == 0 else {st.out[j - 1]}
+                if len(st.k) > 1 and any(self.k_used(c, st.out[j], stride) for c in cins):
+                    labels.add(f"s{i}_b{j}_k")
+            prev_outs = {st.out[n - 1] for n in st.depth}
+        return labels
+
+    def active(self, labels: Labels, name: str) -> bool:
+        """Whether a label affects the network given the other labels (depth, channels)."""
+        parts = name.split("_")
+        if len(parts) == 3 and parts[1].startswith("b"):
+            i, j = int(parts[0][1:]), int(parts[1][1:])
+            depths = self._depths(labels)
+            if j >= depths[i]:
+                return False
+            if parts[2] == "k":
+                cin = dict(((a, b), c) for a, b, c, _ in self._block_in_channels(depths))[(i, j)]
+                stride = self.stages[i].stride if j == 0 else 1
+                return self.k_used(cin, self.stages[i].out[j], stride)
+        return True
+
+    def _depths(self, labels: Labels) -> tuple[int, ...]:
+        return tuple(labels.get(f"s{i}_depth", st.depth[0]) if len(st.depth) > 1 else st.depth[0]
+                     for i, st in enumerate(self.stages))
+
+    # ---- labels <-> Arch ---------------------------------------------------------------
+    def sample(self, seed: "int | random.Random | None" = None) -> Labels:
+        """Uniformly random labels (each dimension independently); seeded and reproducible."""
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        return {name: rng.choice(choices) for name, choices in self.dimensions()}
+
+    def sample_arch(self, seed: "int | random.Random | None" = None) -> Arch:
+        return self.to_arch(self.sample(seed))
+
+    def to_arch(self, labels: Labels, name: str | None = None) -> Arch:
+        """The Arch for flat labels; labels of inactive blocks are ignored, missing ones are an
+        error naming the label."""
+        dims = dict(self.dimensions())
+
+        def pick(label: str, fixed: tuple) -> Any:
+            if len(fixed) == 1:
+                return fixed[0]
+            if label not in labels:
+                raise GhostNASError(f"labels: missing {label!r} (choices {list(dims[label])})")
+            value = labels[label]
+            if value not in dims[label]:
+                raise GhostNASError(f"labels: {label}={value!r} is not a choice of this space "
+                                    f"({list(dims[label])})")
+            return value
+
+        unknown = set(labels) - set(dims)
+        if unknown:
+            raise GhostNASError(f"labels: unknown label(s) {sorted(unknown)} for space {self.name!r}")
+        width = pick("width", self.width)
+        depths = tuple(pick(f"s{i}_depth", st.depth) for i, st in enumerate(self.stages))
+        stages: list[list[Block]] = [[] for _ in self.stages]
+        for i, j, cin, stride in self._block_in_channels(depths):
+            st = self.stages[i]
+            ratio = pick(f"s{i}_b{j}_exp", st.exp_ratio)
+            if self.k_used(cin, st.out[j], stride):
+                k = pick(f"s{i}_b{j}_k", st.k) if f"s{i}_b{j}_k" in dims else st.k[0]
+            else:
+                k = UNUSED_K
+            stages[i].append(Block(
+                exp=make_divisible(cin * ratio), out=st.out[j], k=k,
+                se=bool(pick(f"s{i}_b{j}_se", st.se)), stride=stride,
+                s=pick(f"s{i}_s", st.s), d=pick(f"s{i}_d", st.d)))
+        return Arch(stages=tuple(tuple(s) for s in stages), width=width,
+                    resolution=self.resolution, stem=self.stem, final_conv=self.final_conv,
+                    head=self.head, dropout=self.dropout, num_classes=self.num_classes, name=name)
+
+    def to_labels(self, arch: Arch) -> Labels:
+        """Flat labels of an Arch of this space; GhostNASError naming the first mismatch if the
+        Arch is not a point of the space (a kernel with no effect is ignored)."""
+        where = f"arch {arch.name or ''} not in space {self.name!r}".replace("  ", " ")
+        if arch.width not in self.width:
+            raise GhostNASError(f"{where}: width {arch.width} not in {list(self.width)}")
+        if len(arch.stages) != len(self.stages):
+            raise GhostNASError(f"{where}: {len(arch.stages)} stages, the space has {len(self.stages)}")
+        for name in ("stem", "final_conv", "head"):
+            if getattr(arch, name) != getattr(self, name):
+                raise GhostNASError(f"{where}: {name}={getattr(arch, name)}, the space fixes {getattr(self, name)}")
+        dims = dict(self.dimensions())
+        labels: Labels = {}
+
+        def put(label: str, value: Any, choices: tuple, what: str) -> None:
+            if value not in choices:
+                raise GhostNASError(f"{where}: {what}={value!r} not in {list(choices)}")
+            if label in dims:
+                labels[label] = value
+
+        put("width", arch.width, self.width, "width")
+        depths = tuple(len(s) for s in arch.stages)
+        for i, st in enumerate(self.stages):
+            put(f"s{i}_depth", depths[i], st.depth, f"stage {i} depth")
+        for (i, j, cin, stride), (_, _, b) in zip(self._block_in_channels(depths), arch.blocks()):
+            st = self.stages[i]
+            w = f"stage {i} block {j}"
+            if b.out != st.out[j] or b.stride != stride:
+                raise GhostNASError(f"{where}: {w} has out={b.out}, stride={b.stride}; "
+                                    f"the space fixes out={st.out[j]}, stride={stride}")
+            ratios = [r for r in st.exp_ratio if make_divisible(cin * r) == b.exp]
+            if not ratios:
+                raise GhostNASError(f"{where}: {w} exp={b.exp} is no ratio of {list(st.exp_ratio)} "
+                                    f"times its {cin} input channels")
+            put(f"s{i}_b{j}_exp", ratios[0], st.exp_ratio, f"{w} exp ratio")
+            if self.k_used(cin, st.out[j], stride):
+                put(f"s{i}_b{j}_k", b.k, st.k, f"{w} k")
+            put(f"s{i}_b{j}_se", b.se, st.se, f"{w} se")
+            if j == 0:
+                put(f"s{i}_s", b.s, st.s, f"{w} s")
+                put(f"s{i}_d", b.d, st.d, f"{w} d")
+            elif (b.s, b.d) != (arch.stages[i][0].s, arch.stages[i][0].d):
+                raise GhostNASError(f"{where}: {w} s/d differ within the stage; this space sets "
+                                    "them per stage")
+        return labels
+
+    def contains(self, arch: Arch) -> bool:
+        try:
+            self.to_labels(arch)
+        except GhostNASError:
+            return False
+        return True
+
+    # ---- size --------------------------------------------------------------------------
+    def size(self) -> int:
+        """Number of distinct networks (exact; kernels with no effect are not counted)."""
+        total = 0
+        # depth choices of a stage change the next stage's input channels: enumerate depths
+        depth_combos = [()]
+        for st in self.stages:
+            depth_combos = [c + (n,) for c in depth_combos for n in st.depth]
+        for depths in depth_combos:
+            n = 1
+            for i, j, cin, stride in self._block_in_channels(depths):
+                st = self.stages[i]
+                n *= len(st.exp_ratio) * len(st.se)
+                if self.k_used(cin, st.out[j], stride):
+                    n *= len(st.k)
+            for st in self.stages:
+                n *= len(st.s) * len(st.d)
+            total += n
+        return total * len(self.width)
+
+    def summary(self) -> dict[str, Any]:
+        dims = self.dimensions()
+        size = self.size()
+        return {"name": self.name, "source": self.source, "stages": len(self.stages),
+                "max_blocks": sum(max(s.depth) for s in self.stages),
+                "dimensions": len(dims), "size": size, "log10_size": round(math.log10(size), 2),
+                "width": list(self.width), "resolution": self.resolution}
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def _choices(raw: Any, where: str, kind: type, allowed: set | None = None) -> tuple:
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise GhostNASError(f"{where}: empty list; give at least one choice")
+    out = []
+    for v in values:
+        ok = isinstance(v, bool) if kind is bool else (
+            isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float else
+            isinstance(v, int) and not isinstance(v, bool))
+        if not ok or (allowed is not None and v not in allowed):
+            need = f"one of {sorted(allowed)}" if allowed else kind.__name__
+            raise GhostNASError(f"{where}: {v!r} is not valid; need {need}")
+        out.append(float(v) if kind is float else v)
+    if len(set(out)) != len(out):
+        raise GhostNASError(f"{where}: duplicate choices in {values}")
+    return tuple(out)
+
+
+def space_from_dict(data: Any, source: str = "space") -> SearchSpace:
+    if not isinstance(data, dict):
+        raise GhostNASError(f"{source}: expected a mapping with 'stages' at the top level")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise GhostNASError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    if not isinstance(data.get("stages"), list) or not data["stages"]:
+        raise GhostNASError(f"{source}: 'stages' must be a non-empty list")
+    stages = []
+    for i, raw in enumerate(data["stages"]):
+        where = f"{source}: stage {i}"
+        if not isinstance(raw, dict):
+            raise GhostNASError(f"{where}: expected a mapping with out, stride, exp_ratio, ...")
+        bad = set(raw) - STAGE_KEYS
+        if bad:
+            raise GhostNASError(f"{where}: unknown key(s) {sorted(bad)}; allowed: {sorted(STAGE_KEYS)}")
+        for key in ("out", "stride", "exp_ratio"):
+            if key not in raw:
+                raise GhostNASError(f"{where}: missing '{key}'")
+        out = tuple(raw["out"]) if isinstance(raw["out"], list) else (raw["out"],)
+        if not out or any(not isinstance(o, int) or isinstance(o, bool) or o < 1 for o in out):
+            raise GhostNASError(f"{where} out: need positive integers (base channels per block)")
+        depth = _choices(raw.get("depth", len(out)), f"{where} depth", int, set(range(1, len(out) + 1)))
+        ratios = _choices(raw["exp_ratio"], f"{where} exp_ratio", float)
+        if any(r <= 0 for r in ratios):
+            raise GhostNASError(f"{where} exp_ratio: ratios must be > 0")
+        stages.append(StageSpace(
+            out=tuple(out), stride=_choices(raw["stride"], f"{where} stride", int, {1, 2})[0],
+            depth=depth, exp_ratio=ratios,
+            k=_choices(raw.get("k", 3), f"{where} k", int, {1, 3, 5, 7}),
+            se=_choices(raw.get("se", False), f"{where} se", bool),
+            s=_choices(raw.get("s", 2), f"{where} s", int, set(range(2, 9))),
+            d=_choices(raw.get("d", 3), f"{where} d", int, {1, 3, 5, 7})))
+    width = _choices(data.get("width", 1.0), f"{source}: width", float)
+    if any(not 0.1 <= w <= 4 for w in width):
+        raise GhostNASError(f"{source}: width: multipliers must be in [0.1, 4]")
+    scalars = {}
+    for key, default in (("resolution", 224), ("stem", 16), ("final_conv", 960), ("head", 1280),
+                         ("num_classes", 1000)):
+        value = data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise GhostNASError(f"{source}: {key}: need a positive integer, got {value!r}")
+        scalars[key] = value
+    dropout = data.get("dropout", 0.2)
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise GhostNASError(f"{source}: dropout: need a number in [0, 1), got {dropout!r}")
+    return SearchSpace(name=str(data.get("name", Path(source).stem)), stages=tuple(stages),
+                       width=width, dropout=float(dropout), source=source, **scalars)
+
+
+def load_space(spec: "str | os.PathLike[str] | SearchSpace | None" = None) -> SearchSpace:
+    """A space from a YAML path or a shipped name (``ghostnet``, ``tiny``); default ``ghostnet``."""
+    if isinstance(spec, SearchSpace):
+        return spec
+    text = os.fspath(spec) if spec is not None else "ghostnet"
+    path = Path(text)
+    if not path.exists():
+        shipped = SPACES_DIR / f"{text}.yaml"
+        if shipped.exists():
+            path = shipped
+        else:
+            names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+            raise GhostNASError(f"search space {text!r} not found; give a YAML path or one of {names}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GhostNASError(f"{path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GhostNASError(f"{path}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return space_from_dict(data, source=str(path))
