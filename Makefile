@@ -1,0 +1,32 @@
+# The two commands of the README:  `make search`  (set-up + main job)  and  `make test`.
+# Both create .venv on first use. torch is installed first, pinned to the local CPU wheel
+# (constraints.txt), so nothing resolves a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= onnx,test
+STAMP := $(VENV)/.ghostnas-$(EXTRAS)
+export RAY_USAGE_STATS_ENABLED := 0
+export ORT_DISABLE_TELEMETRY := 1
+
+.PHONY: setup test search bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+search: setup
+	$(BIN)/ghostnas arch show paper-1.0x
+
+bench: setup
+	$(BIN)/python benchmarks/cost_eval.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

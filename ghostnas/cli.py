@@ -1,0 +1,198 @@
+"""The ``ghostnas`` command: parses arguments and calls the library. No logic of its own.
+
+Every user mistake surfaces as one line on stderr (``ghostnas: error: ...``) and exit status 2;
+``--json`` prints a machine-readable object on stdout instead of tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from .errors import GhostNASError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=1, default=str))
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+# ---- arch ----------------------------------------------------------------------------------
+
+def cmd_arch_show(args: argparse.Namespace) -> int:
+    from .arch import load_arch
+    from .cost import count
+
+    arch = load_arch(args.arch)
+    cost = count(arch, resolution=args.resolution, num_classes=args.num_classes)
+    r = cost.resolved
+    if args.json:
+        out = {"name": arch.name, "params": cost.params, "macs": cost.macs,
+               "resolution": cost.resolution, "width": arch.width,
+               "layers": [l._asdict() for l in cost.layers], "arch": arch.to_dict()}
+        _print_json(out)
+        return 0
+    print(f"{arch.name or 'arch'}: width {arch.width:g}, input {r.resolution}x{r.resolution}, "
+          f"{r.num_classes} classes")
+    header = f"{'layer':<12}{'in':>6}{'exp':>6}{'out':>6}{'k':>3}{'SE':>4}{'str':>4}{'s':>3}{'d':>3}" \
+             f"{'input':>9}{'params':>12}{'MACs':>14}"
+    print(header)
+    print("-" * len(header))
+    layers = cost.layers
+    print(f"{'stem':<12}{3:>6}{'':>6}{r.stem:>6}{3:>3}{'':>4}{2:>4}{'':>3}{'':>3}"
+          f"{f'{r.resolution}²':>9}{_fmt_int(layers[0].params):>12}{_fmt_int(layers[0].macs):>14}")
+    for b, layer in zip(r.blocks, layers[1:-2]):
+        print(f"{layer.name:<12}{b.cin:>6}{b.mid:>6}{b.cout:>6}{b.k:>3}{'yes' if b.se_channels else '-':>4}"
+              f"{b.stride:>4}{b.s:>3}{b.d:>3}{f'{b.h}²':>9}{_fmt_int(layer.params):>12}"
+              f"{_fmt_int(layer.macs):>14}")
+    fin, head = layers[-2], layers[-1]
+    cin = r.blocks[-1].cout if r.blocks else r.stem
+    print(f"{'final_conv':<12}{cin:>6}{'':>6}{r.final_conv:>6}{1:>3}{'':>4}{1:>4}{'':>3}{'':>3}"
+          f"{f'{r.final_hw[0]}²':>9}{_fmt_int(fin.params):>12}{_fmt_int(fin.macs):>14}")
+    print(f"{'head':<12}{r.final_conv:>6}{'':>6}{r.head:>6}{'':>3}{'':>4}{'':>4}{'':>3}{'':>3}"
+          f"{'1²':>9}{_fmt_int(head.params):>12}{_fmt_int(head.macs):>14}")
+    print("-" * len(header))
+    print(f"{'total':<12}{'':>59}{_fmt_int(cost.params):>12}{_fmt_int(cost.macs):>14}")
+    print(f"params {cost.params / 1e6:.2f}M, MACs {cost.macs / 1e6:.1f}M (conv+linear "
+          f"multiply-accumulates, the paper's 'FLOPs'); unused k is shown but has no effect "
+          f"in stride-1 identity blocks")
+    return 0
+
+
+def cmd_arch_sample(args: argparse.Namespace) -> int:
+    from .arch import save_arch
+    from .cost import count
+    from .space import load_space
+
+    space = load_space(args.space)
+    labels = space.sample(args.seed)
+    arch = space.to_arch(labels, name=f"{space.name}-seed{args.seed}")
+    cost = count(arch)
+    if args.out:
+        save_arch(arch, args.out)
+    if args.json:
+        _print_json({"name": arch.name, "labels": labels, "params": cost.params, "macs": cost.macs,
+                     "out": args.out, "arch": arch.to_dict()})
+    else:
+        where = f" -> {args.out}" if args.out else ""
+        print(f"{arch.name}: params {cost.params / 1e6:.2f}M, MACs {cost.macs / 1e6:.1f}M{where}")
+        if not args.out:
+            print(arch.to_json())
+    return 0
+
+
+def cmd_arch_list(args: argparse.Namespace) -> int:
+    from .arch import load_arch, registered_names
+    from .cost import count
+
+    rows = []
+    for name in registered_names():
+        c = count(load_arch(name))
+        rows.append({"name": name, "params": c.params, "macs": c.macs})
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['name']:<12} params {row['params']:>10,}  MACs {row['macs'] / 1e6:7.1f}M")
+    return 0
+
+
+# ---- space ---------------------------------------------------------------------------------
+
+def cmd_space_show(args: argparse.Namespace) -> int:
+    from .arch import load_arch, registered_names
+    from .space import load_space
+
+    space = load_space(args.space)
+    info = space.summary()
+    info["paper_points"] = [n for n in registered_names() if space.contains(load_arch(n))]
+    info["labels"] = {name: list(choices) for name, choices in space.dimensions()}
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"space {info['name']} ({info['source']})")
+    print(f"  {info['stages']} stages, up to {info['max_blocks']} blocks, {info['dimensions']} labels, "
+          f"{info['size']:.3e} distinct networks, deployment resolution {info['resolution']}")
+    print(f"  paper networks in the space: {', '.join(info['paper_points']) or 'none'}")
+    for name, choices in info["labels"].items():
+        print(f"  {name:<12} {choices}")
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ghostnas",
+        description="Hardware-aware architecture search over GhostNet's Ghost bottlenecks.")
+    parser.add_argument("--version", action="version", version=f"ghostnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(subparsers, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    arch = sub.add_parser("arch", help="show, list and sample architectures").add_subparsers(
+        dest="arch_command", metavar="ACTION")
+    arch.required = True
+    p = add(arch, "show", cmd_arch_show, "block table with per-block params and MACs")
+    p.add_argument("arch", help="registered name (paper-0.5x, paper-1.0x, paper-1.3x) or arch JSON")
+    p.add_argument("--resolution", type=int, help="input size to count at (default: the Arch's)")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the Arch's)")
+    json_flag(p)
+    p = add(arch, "list", cmd_arch_list, "registered architectures")
+    json_flag(p)
+    p = add(arch, "sample", cmd_arch_sample, "draw a random Arch from a search space")
+    p.add_argument("--space", help="space YAML or shipped name (default: ghostnet)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", help="write the arch JSON here")
+    json_flag(p)
+
+    space = sub.add_parser("space", help="inspect search spaces").add_subparsers(
+        dest="space_command", metavar="ACTION")
+    space.required = True
+    p = add(space, "show", cmd_space_show, "labels, choices and size of a search space")
+    p.add_argument("space", nargs="?", help="space YAML or shipped name (default: ghostnet)")
+    json_flag(p)
+
+    for register in _EXTENSIONS:
+        register(sub, add, json_flag)
+    return parser
+
+
+# Later commands (train, lut, search, results, export) register themselves here.
+_EXTENSIONS: list[Callable] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except GhostNASError as exc:
+        print(f"ghostnas: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `ghostnas space show | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ghostnas: interrupted; finished work is saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from ghostnas import Arch, Block, GhostNASError, count, load_arch, paper_arch, save_arch
+from ghostnas.arch import PAPER_TABLE, make_divisible
+
+
+def test_make_divisible_matches_paper_rule():
+    assert make_divisible(16 * 0.5) == 8
+    assert make_divisible(16 * 1.3) == 20
+    assert make_divisible(960 * 1.3) == 1248
+    assert make_divisible(72 * 0.25) == 20  # SE of mid 72: 20, not 18
+    assert make_divisible(1) == 4
+    assert make_divisible(10) == 12  # 8 would lose more than 10%
+
+
+@pytest.mark.parametrize("name, params, macs_m", [
+    ("paper-0.5x", 2_587_292, 42.3), ("paper-1.0x", 5_182_508, 141.2), ("paper-1.3x", 7_358_820, 227.0)])
+def test_paper_counts_exact(name, params, macs_m):
+    cost = count(name)
+    assert cost.params == params
+    assert round(cost.macs / 1e6, 1) == macs_m
+    assert sum(layer.params for layer in cost.layers) == cost.params
+
+
+def test_paper_table_defined_once_as_data():
+    arch = paper_arch(1.0)
+    assert arch.num_blocks == 16 == sum(len(s) for s in PAPER_TABLE)
+    b = arch.stages[6][3]
+    assert (b.k, b.exp, b.out, b.se, b.stride, b.s, b.d) == (3, 480, 112, True, 1, 2, 3)
+
+
+def test_json_round_trip(tmp_path):
+    arch = paper_arch(1.3)
+    assert Arch.from_dict(json.loads(arch.to_json())) == arch
+    path = save_arch(arch, tmp_path / "a.json")
+    assert load_arch(path) == arch
+    assert load_arch(str(path)) == arch
+
+
+def test_resolution_and_classes_change_cost_not_weights():
+    small = count("paper-1.0x", resolution=32)
+    assert small.params == count("paper-1.0x").params
+    assert small.macs < count("paper-1.0x").macs
+    assert count("paper-1.0x", num_classes=10).params < count("paper-1.0x").params
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("exp", 0, "stage 2 block 0: field 'exp'"),
+    ("k", 4, "field 'k' = 4"),
+    ("stride", 3, "field 'stride'"),
+    ("s", 1, "field 's'"),
+    ("d", 2, "field 'd'"),
+    ("se", 1, "field 'se'"),
+])
+def test_validation_names_block_and_field(field, value, needle):
+    arch = paper_arch(1.0)
+    raw = arch.to_dict()
+    raw["stages"][2][0][field] = value
+    with pytest.raises(GhostNASError) as exc:
+        Arch.from_dict(raw)
+    assert needle in str(exc.value)
+
+
+def test_bad_arch_files(tmp_path):
+    with pytest.raises(GhostNASError, match="not a registered name"):
+        load_arch("paper-2.0x")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(GhostNASError, match="not a readable arch JSON"):
+        load_arch(bad)
+    extra = tmp_path / "extra.json"
+    raw = paper_arch().to_dict()
+    raw["stages"][0][0]["colour"] = "red"
+    extra.write_text(json.dumps(raw))
+    with pytest.raises(GhostNASError, match="stage 0 block 0: unknown field"):
+        load_arch(extra)
+    raw = paper_arch().to_dict()
+    raw["width"] = "wide"
+    extra.write_text(json.dumps(raw))
+    with pytest.raises(GhostNASError, match="width"):
+        load_arch(extra)
+
+
+def test_arch_module_is_torch_free():
+    import subprocess
+    import sys
+
+    code = ("import sys, ghostnas; from ghostnas.space import load_space; "
+            "ghostnas.count(load_space().sample_arch(0)); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
