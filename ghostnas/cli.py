@@ -126,6 +126,57 @@ def cmd_space_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- train ---------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import sys as _sys
+    from pathlib import Path
+
+    from .arch import load_arch, save_arch
+    from .data import load_data
+    from .train import TrainingFailed, get_protocol, train
+
+    import torch
+
+    arch = load_arch(args.arch)
+    protocol = get_protocol(args.protocol, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+                            lr=args.lr, resolution=args.resolution, train_subset=args.subset)
+    data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
+    data_tag = args.data.split(":")[0]
+    out = Path(args.out or f"results/runs/train/{arch.name or 'arch'}_{data_tag}_seed{protocol.seed}")
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not args.resume:
+        raise GhostNASError(f"{out} already holds a training run; add --resume to continue it or "
+                            "give another --out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    save_arch(arch, out / "arch.json")
+    try:
+        result = train(arch, data, protocol, out_dir=out, resume=args.resume, device=args.device,
+                       progress=not args.json and _sys.stderr.isatty(), keep_model=True)
+    except TrainingFailed as exc:
+        raise GhostNASError(f"training failed: {exc}; try a lower --lr") from None
+    from .io import atomic_write
+
+    atomic_write(out / "model.pt", lambda tmp: torch.save(result.model.state_dict(), tmp))
+    summary = {"arch": arch.name, "data": data.describe(), "val_acc": result.val_acc,
+               "epochs": result.epochs, "seconds": round(result.seconds, 2), "device": result.device,
+               "protocol": result.protocol, "out": str(out)}
+    from .io import atomic_write_text
+
+    atomic_write_text(out / "result.json", json.dumps(summary, indent=1) + "\n")
+    if args.json:
+        _print_json(summary)
+    else:
+        for h in result.history:
+            print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.4f}  acc {h['train_acc']:.4f}  "
+                  f"val acc {h['val_acc']:.4f}  ({h['seconds']:.1f} s)")
+        print(f"{arch.name}: val top-1 {result.val_acc:.4f} on {data.name} after {result.epochs} epochs, "
+              f"{result.seconds:.1f} s on {result.device}; weights, metrics.csv and checkpoint in {out}")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,13 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", nargs="?", help="space YAML or shipped name (default: ghostnet)")
     json_flag(p)
 
-    for register in _EXTENSIONS:
-        register(sub, add, json_flag)
+    p = add(sub, "train", cmd_train, "train an architecture on a dataset (checkpoints each epoch)")
+    p.add_argument("arch", help="registered name, arch JSON, or a found architecture's JSON")
+    p.add_argument("--data", default="mnist5k", help="mnist5k (default), digits, cifar10:PATH, "
+                   "folder:PATH, synthetic[:N]")
+    p.add_argument("--epochs", type=int, help="default: the protocol's (train: 10)")
+    p.add_argument("--seed", type=int, help="initialisation, split and shuffling seed (default 0)")
+    p.add_argument("--protocol", default="train", help="train (all data), proxy (the search's), long")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--resolution", type=int, help="training input size (default 32)")
+    p.add_argument("--subset", type=int, help="use at most this many training images")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--out", help="run folder (default results/runs/train/ARCH_DATA_seedS)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    json_flag(p)
     return parser
-
-
-# Later commands (train, lut, search, results, export) register themselves here.
-_EXTENSIONS: list[Callable] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,6 +72,8 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "proxy": Protocol(),
     "long": Protocol(name="long", epochs=10, train_subset=None),  # 10x the images of "proxy" on mnist5k
+    # `ghostnas train`: all the data, the Arch's own dropout
+    "train": Protocol(name="train", epochs=10, train_subset=None, dropout=None),
     "smoke": Protocol(name="smoke", epochs=1, train_subset=256, val_subset=128, batch_size=64),
 }
 

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+
+from ghostnas.cli import main
+from ghostnas.data import load_data, prepare
+from ghostnas.space import load_space
+from ghostnas.train import TrainingFailed, get_protocol, train
+from ghostnas.zero_cost import SCORERS, score
+
+SMOKE = get_protocol("smoke")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits")
+
+
+def test_same_seed_same_result(digits):
+    a = train("paper-0.5x", digits, SMOKE)
+    b = train("paper-0.5x", digits, SMOKE)
+    strip = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    assert strip(a.history) == strip(b.history)
+    assert a.val_acc == b.val_acc and a.protocol == SMOKE.to_dict()
+
+
+def test_per_epoch_callback_and_small_inputs(digits):
+    seen = []
+    train("paper-0.5x", digits, SMOKE.replace(epochs=2, resolution=28), on_epoch=lambda e, acc: seen.append(e))
+    assert seen == [1, 2]
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path):
+    p = SMOKE.replace(epochs=2)
+    straight = train("paper-0.5x", digits, p, keep_model=True)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, acc):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train("paper-0.5x", digits, p, out_dir=tmp_path, on_epoch=stop_after_first)
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "metrics.csv").exists()
+    resumed = train("paper-0.5x", digits, p, out_dir=tmp_path, resume=True, keep_model=True)
+    assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in straight.history]
+    for (k, v), (_, w) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_nan_loss_fails_the_trial(digits):
+    with pytest.raises(TrainingFailed, match="loss became"):
+        train("paper-0.5x", digits, SMOKE.replace(lr=1e12, warmup_epochs=0))
+
+
+def test_zero_cost_scorers_fast_and_discriminating(digits):
+    import time
+
+    x = prepare(digits.x_train[:64], 32, *digits.stats())
+    y = digits.y_train[:64]
+    space = load_space("ghostnet")
+    for method in SCORERS:
+        values = []
+        for seed in range(3):
+            t = time.perf_counter()
+            values.append(score(space.sample_arch(seed), x, y, 10, method))
+            assert time.perf_counter() - t < 2.0  # < 1 s alone; margin for a busy CI machine
+        assert all(v == v and abs(v) != float("inf") for v in values)
+        assert len(set(values)) == 3
+
+
+def test_train_cli_deterministic_and_learns(capsys, tmp_path):
+    """The issue's check: `ghostnas train paper-0.5x --data mnist5k --epochs 2 --seed 0 --json`."""
+    results = []
+    for run in range(2):
+        code = main(["train", "paper-0.5x", "--data", "mnist5k", "--epochs", "2", "--seed", "0",
+                     "--json", "--out", str(tmp_path / f"run{run}")])
+        assert code == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["val_acc"] == results[1]["val_acc"]
+    assert results[0]["val_acc"] > 0.5  # chance is 0.1
+    assert results[0]["epochs"] == 2 and results[0]["seconds"] > 0
+    assert (tmp_path / "run0" / "model.pt").exists()
+    sd = torch.load(tmp_path / "run0" / "model.pt", weights_only=True)
+    assert "blocks.6.3.ghost1.primary_conv.0.weight" in sd
