@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 search: setup
-	$(BIN)/ghostnas arch show paper-1.0x
+	$(BIN)/ghostnas search --budget 150MFLOPs
 
 bench: setup
 	$(BIN)/python benchmarks/cost_eval.py

@@ -177,6 +177,118 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- search and results --------------------------------------------------------------------
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import sys as _sys
+
+    from .search import SearchConfig, run_search
+
+    cfg = SearchConfig(
+        budgets=tuple(args.budget), space=args.space, data=args.data, protocol=args.protocol,
+        epochs=args.epochs, trials=args.trials, timeout=args.timeout, study=args.study, out=args.out,
+        seed=args.seed, pareto=args.pareto, engine=args.engine, sampler=args.sampler,
+        pruner=args.pruner, prefilter=args.prefilter, zero_cost=args.zero_cost, lut=args.lut,
+        threads=args.threads, device=args.device, address=args.address,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        nni_strategy=args.nni_strategy, progress=not args.json and _sys.stderr.isatty())
+    summary = run_search(cfg)
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary["trials"].items())
+    print(f"study {summary['study']} ({summary['run_dir']}): {counts}")
+    for key, title in (("baseline", "hand-designed"), ("best_found", "best found")):
+        if key in summary:
+            b = summary[key]
+            lat = f", {b['latency_ms']:.2f} ms" if "latency_ms" in b else ""
+            print(f"  {title:<14} trial {b['trial']:>3}: val top-1 {b['val_acc']:.4f}, "
+                  f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}")
+    if "found_minus_baseline_points" in summary:
+        print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
+              "(same proxy protocol)")
+    print(f"  tables, plots and summary in {summary['run_dir']}; next: "
+          "`ghostnas export best --format onnx --out exported/`")
+
+
+def cmd_results_show(args: argparse.Namespace) -> int:
+    from .results import find_run, load_study, ranked, trials_frame, write_results
+
+    run_dir = find_run(args.study, args.out)
+    summary = write_results(run_dir, plots=False)
+    if args.json:
+        _print_json(summary)
+        return 0
+    _print_summary(summary)
+    df = ranked(trials_frame(load_study(run_dir)))
+    cols = [c for c in ("number", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline")
+            if c in df.columns]
+    if not df.empty:
+        print(df[cols].head(args.top).to_string(index=False))
+    return 0
+
+
+# ---- export --------------------------------------------------------------------------------
+
+def resolve_ranked_arch(study: str | None, out: str, rank: int):
+    """(Arch, proxy weights path or None, trial row) of the rank-th best trial of a study."""
+    from pathlib import Path
+
+    from .results import find_run, load_study, ranked, trials_frame, META
+    from .space import load_space
+
+    run_dir = find_run(study, out)
+    df = ranked(trials_frame(load_study(run_dir)))
+    if len(df) < rank or rank < 1:
+        raise GhostNASError(f"study {run_dir.name} has {len(df)} complete trials; --rank must be 1..{len(df)}")
+    row = df.iloc[rank - 1]
+    config = json.loads((run_dir / "config.json").read_text())
+    space = load_space(config["identity"]["space"])
+    labels = {c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()
+              if c not in META and v == v and v is not None}
+    arch = space.to_arch(labels, name=f"{run_dir.name}-trial{int(row['number'])}")
+    weights = Path(run_dir) / "weights" / f"trial_{int(row['number'])}.pt"
+    return arch, (weights if weights.exists() else None), row
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    weights = None
+    if args.arch == "best":
+        arch, weights, row = resolve_ranked_arch(args.study, args.runs, args.rank)
+        if args.with_weights and weights is None:
+            raise GhostNASError(f"trial {int(row['number'])} kept no proxy weights (only the best 3 are "
+                                "kept); export without --with-weights")
+    else:
+        from .arch import load_arch
+
+        arch = load_arch(args.arch)
+        if args.with_weights:
+            raise GhostNASError("--with-weights applies to `export best`; for other weights use --weights FILE")
+    if args.weights:
+        weights = args.weights
+    formats = [f for item in args.format for f in item.split(",") if f]
+    report = export(arch, formats, args.out, num_classes=args.num_classes,
+                    weights=weights if (args.with_weights or args.weights) else None,
+                    resolution=args.resolution)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['arch']}: {report['num_classes']} classes at {report['resolution']}x{report['resolution']}"
+              f"{', proxy weights' if report['weights'] else ', random init'} -> {args.out}/arch.json")
+        for fmt, info in report["files"].items():
+            print(f"  {fmt:<12} {info['path']}  ({info['bytes'] / 1e6:.1f} MB)  verified: max |diff| "
+                  f"{info['max_abs_diff']:.2e} vs torch")
+        print(f"next: ghostnas train {args.out}/arch.json --data folder:YOUR_DATA --epochs 30")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +347,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--out", help="run folder (default results/runs/train/ARCH_DATA_seedS)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    json_flag(p)
+
+    p = add(sub, "search", cmd_search, "search the space under a budget (resumable study)")
+    p.add_argument("--budget", action="append", required=True,
+                   help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut); repeat or "
+                   "comma-separate for several")
+    p.add_argument("--space", default="ghostnet", help="space YAML or shipped name (default ghostnet)")
+    p.add_argument("--data", default="mnist5k", help="mnist5k (default), digits, cifar10:PATH, folder:PATH")
+    p.add_argument("--trials", type=int, default=16, help="evaluated trials in the study (default 16); "
+                   "over-budget samples are rejected before training and not counted")
+    p.add_argument("--timeout", type=float, help="stop this run after SECONDS (finished trials are kept)")
+    p.add_argument("--study", help="study name (default derived from the budget); the same name resumes")
+    p.add_argument("--out", default="results/runs", help="folder holding run folders (default results/runs)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--pareto", action="store_true", help="accuracy vs MACs (or latency with --lut), NSGA-II")
+    p.add_argument("--engine", default="optuna", choices=["optuna", "ray", "nni"])
+    p.add_argument("--sampler", default="auto", choices=["auto", "tpe", "nsga2", "random"])
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    p.add_argument("--prefilter", type=int, default=0, metavar="N",
+                   help="score N feasible samples zero-cost and start from the best")
+    p.add_argument("--zero-cost", default="naswot", choices=["naswot", "synflow", "gradnorm"])
+    p.add_argument("--protocol", default="proxy", help="training protocol of a trial (default proxy)")
+    p.add_argument("--epochs", type=int, help="override the protocol's epochs")
+    p.add_argument("--lut", help="latency table (CSV) for latency budgets and --pareto on latency")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--address", help="ray: address of a running cluster (default: start a local one)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray: CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per trial")
+    p.add_argument("--nni-strategy", default="evolution", choices=["evolution", "random", "tpe"])
+    json_flag(p)
+
+    p = add(sub, "export", cmd_export, "write an architecture as pt / TorchScript / ONNX / TFLite, verified")
+    p.add_argument("arch", help="'best' (from a study), a registered name, or an arch JSON")
+    p.add_argument("--format", action="append", required=True,
+                   help="pt, torchscript, onnx, tflite (repeat or comma-separate)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--study", help="with 'best': the study (default: the most recent)")
+    p.add_argument("--runs", default="results/runs", help="with 'best': folder of run folders")
+    p.add_argument("--rank", type=int, default=1, help="with 'best': 1 = best trial, 2 = runner-up, ...")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the arch's, or the "
+                   "proxy's with --with-weights)")
+    p.add_argument("--resolution", type=int, help="input size (default: the arch's deployment resolution)")
+    p.add_argument("--with-weights", action="store_true", help="with 'best': include the proxy weights")
+    p.add_argument("--weights", help="a state_dict file to export with the model")
+    json_flag(p)
+
+    results = sub.add_parser("results", help="tables and summaries of studies").add_subparsers(
+        dest="results_command", metavar="ACTION")
+    results.required = True
+    p = add(results, "show", cmd_results_show, "summary and best trials of a study")
+    p.add_argument("--study", help="study name (default: the most recent under --out)")
+    p.add_argument("--out", default="results/runs")
+    p.add_argument("--top", type=int, default=10)
     json_flag(p)
     return parser
 

@@ -1,0 +1,219 @@
+"""Tables, Pareto front, plots and a summary from a study's run folder.
+
+Everything is read back from the study journal, so any engine's trials and any number of
+cooperating workers give the same files:
+
+- ``trials.csv`` / ``trials.parquet``: one row per evaluated trial (rejected over-budget samples
+  are only counted): number, state, val_acc, macs, params, latency_ms, seconds, baseline,
+  protocol, engine, error, then the flat arch labels (``width``, ``s6_b3_exp``, ...).
+- ``pareto.csv``: trials not beaten on both accuracy and cost.
+- ``summary.json``: counts, best trial, the hand-designed baseline, the margin between them.
+- ``acc_vs_macs.png`` (and ``acc_vs_latency.png`` with a LUT), paper networks marked.
+
+Open the study in optuna-dashboard:
+``optuna-dashboard results/runs/<study>/study.journal`` (``pip install optuna-dashboard``; it
+serves on 127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import GhostNASError
+from .io import atomic_write, atomic_write_text
+
+META = ["number", "state", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline",
+        "prefilter", "protocol", "engine", "worker", "error", "history"]
+
+
+def load_study(run_dir: Path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    journal = run_dir / "study.journal"
+    if not journal.exists():
+        raise GhostNASError(f"{run_dir}: no study.journal here; run `ghostnas search` first or "
+                            "pass --study NAME / --out DIR")
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    names = optuna.get_all_study_names(storage)
+    if not names:
+        raise GhostNASError(f"{journal}: holds no study")
+    return optuna.load_study(study_name=names[0], storage=storage)
+
+
+def _state(t) -> str:
+    name = t.state.name.lower()
+    if name == "pruned" and t.user_attrs.get("rejected"):
+        return "rejected"
+    if name == "fail" and t.user_attrs.get("lost"):
+        return "lost"
+    return {"complete": "complete", "pruned": "pruned", "fail": "failed"}.get(name, name)
+
+
+def trials_frame(study, include_rejected: bool = False) -> pd.DataFrame:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        state = _state(t)
+        if state == "rejected" and not include_rejected:
+            continue
+        row: dict[str, Any] = {"number": t.number, "state": state}
+        attrs = dict(t.user_attrs)
+        row["val_acc"] = attrs.pop("val_acc", None)
+        if t.values and state == "complete":
+            row["val_acc"] = t.values[0]
+        for key in META[3:]:
+            if key in attrs:
+                row[key] = attrs.pop(key)
+        row["baseline"] = bool(row.get("baseline", False))
+        if "history" in row:
+            row["history"] = json.dumps(row["history"])
+        row.update(t.params)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=META)
+    front = [c for c in META if c in df.columns]
+    return df[front + [c for c in df.columns if c not in front]]
+
+
+def pareto_front(df: pd.DataFrame, cost: str = "macs") -> pd.DataFrame:
+    done = df[df.state == "complete"].dropna(subset=["val_acc", cost]).sort_values([cost, "val_acc"],
+                                                                                  ascending=[True, False])
+    keep, best = [], -1.0
+    for idx, row in done.iterrows():
+        if row.val_acc > best:
+            keep.append(idx)
+            best = row.val_acc
+    return done.loc[keep]
+
+
+def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
+    out = {"trial": int(row["number"]), "val_acc": float(row["val_acc"]), "macs": int(row["macs"]),
+           "params": int(row["params"]), "baseline": bool(row.get("baseline", False)),
+           "arch": {c: _plain(row[c]) for c in label_cols if pd.notna(row[c])}}
+    if "latency_ms" in row and pd.notna(row["latency_ms"]):
+        out["latency_ms"] = float(row["latency_ms"])
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return v
+    return v
+
+
+def ranked(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df.state == "complete"].sort_values(["val_acc", "macs"], ascending=[False, True])
+
+
+def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str, Any]:
+    config = {}
+    if (run_dir / "config.json").exists():
+        config = json.loads((run_dir / "config.json").read_text())
+    label_cols = [c for c in df.columns if c not in META]
+    counts = df.state.value_counts().to_dict() if not df.empty else {}
+    counts["rejected_over_budget"] = rejected
+    summary: dict[str, Any] = {"study": study.study_name, "run_dir": str(run_dir),
+                               "budgets": config.get("identity", {}).get("budgets"),
+                               "protocol": config.get("protocol"), "trials": counts}
+    top = ranked(df)
+    if not top.empty:
+        summary["best"] = _brief(top.iloc[0], label_cols)
+        found = top[~top.baseline]
+        if not found.empty:
+            summary["best_found"] = _brief(found.iloc[0], label_cols)
+        base = top[top.baseline]
+        if not base.empty:
+            summary["baseline"] = _brief(base.iloc[0], label_cols)
+            if "best_found" in summary:
+                summary["found_minus_baseline_points"] = round(
+                    100 * (summary["best_found"]["val_acc"] - summary["baseline"]["val_acc"]), 2)
+    if "seconds" in df:
+        summary["train_seconds_total"] = round(float(df.seconds.fillna(0).sum()), 1)
+    return summary
+
+
+def plot(df: pd.DataFrame, path: Path, cost: str, budgets: list[str] | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .arch import registered_names
+    from .cost import count
+
+    scale = 1e6 if cost == "macs" else 1.0
+    unit = "MACs (M, = paper FLOPs)" if cost == "macs" else "latency (ms, LUT)"
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    done = df[df.state == "complete"]
+    pruned = df[(df.state == "pruned") & df.val_acc.notna()]
+    if not pruned.empty:
+        ax.scatter(pruned[cost] / scale, pruned.val_acc, c="lightgrey", s=18, label="pruned (partial)")
+    found = done[~done.baseline]
+    ax.scatter(found[cost] / scale, found.val_acc, c="tab:blue", s=24, label="searched")
+    base = done[done.baseline]
+    if not base.empty:
+        ax.scatter(base[cost] / scale, base.val_acc, marker="*", c="tab:red", s=160, label="paper (baseline)")
+    front = pareto_front(df, cost)
+    if len(front) > 1:
+        ax.plot(front[cost] / scale, front.val_acc, c="tab:blue", lw=1, alpha=0.6, label="Pareto front")
+    if cost == "macs":
+        for name in registered_names():
+            x = count(name).macs / 1e6
+            ax.axvline(x, c="tab:red", ls=":", lw=0.8)
+            ax.text(x, ax.get_ylim()[0], f" {name}", rotation=90, va="bottom", fontsize=7, color="tab:red")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("proxy val top-1")
+    ax.set_title(f"{path.parent.name}: accuracy vs {'MACs' if cost == 'macs' else 'latency'}"
+                 + (f" (budget {', '.join(budgets)})" if budgets else ""), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def write_results(run_dir: "str | os.PathLike[str]", plots: bool = True) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    study = load_study(run_dir)
+    df = trials_frame(study)
+    rejected = sum(1 for t in study.get_trials(deepcopy=False) if _state(t) == "rejected")
+    atomic_write(run_dir / "trials.csv", lambda tmp: df.to_csv(tmp, index=False))
+    try:
+        atomic_write(run_dir / "trials.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+    except ImportError:  # pyarrow missing: CSV is the record
+        pass
+    cost = "latency_ms" if "latency_ms" in df and df.latency_ms.notna().any() else "macs"
+    if not df.empty:
+        atomic_write(run_dir / "pareto.csv", lambda tmp: pareto_front(df, cost).to_csv(tmp, index=False))
+    summary = summarize(run_dir, study, df, rejected)
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    if plots and not df[df.state == "complete"].empty:
+        plot(df, run_dir / "acc_vs_macs.png", "macs", summary.get("budgets"))
+        if cost == "latency_ms":
+            plot(df, run_dir / "acc_vs_latency.png", "latency_ms", summary.get("budgets"))
+    return summary
+
+
+def find_run(study: str | None, out: str = "results/runs") -> Path:
+    """The run folder of ``study``, or the most recently updated one under ``out``."""
+    root = Path(out)
+    if study:
+        path = root / study
+        if not (path / "study.journal").exists():
+            known = sorted(p.parent.name for p in root.glob("*/study.journal"))
+            raise GhostNASError(f"no study {study!r} under {root}; known: {known or 'none'}")
+        return path
+    runs = sorted(root.glob("*/study.journal"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise GhostNASError(f"no studies under {root}; run `ghostnas search --budget 150MFLOPs` first")
+    return runs[-1].parent

@@ -1,0 +1,70 @@
+"""Budget strings: ``150MFLOPs``, ``0.6GFLOPs``, ``150MMACs``, ``5Mparams``, ``800Kparams``,
+``30ms``; several at once with commas (``150MFLOPs,4Mparams``) or repeated ``--budget``.
+
+FLOPs are counted as the paper counts them: multiply-accumulates of conv and linear layers, so
+``150MFLOPs`` and ``150MMACs`` are the same budget. A budget is an upper limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..errors import GhostNASError
+
+ACCEPTED = "150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 800Kparams, 30ms (with --lut)"
+_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)\s*(flops|macs|params|ms)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str  # "macs" | "params" | "latency_ms"
+    limit: float
+    text: str
+
+    def value_of(self, macs: int, params: int, latency_ms: float | None) -> float:
+        if self.kind == "macs":
+            return macs
+        if self.kind == "params":
+            return params
+        if latency_ms is None:
+            raise GhostNASError(f"budget {self.text} needs a latency; pass --lut FILE")
+        return latency_ms
+
+    def fits(self, macs: int, params: int, latency_ms: float | None = None) -> bool:
+        return self.value_of(macs, params, latency_ms) <= self.limit
+
+    def slug(self) -> str:
+        if self.kind == "latency_ms":
+            return f"{self.limit:g}ms"
+        unit = "MFLOPs" if self.kind == "macs" else "Mparams"
+        return f"{self.limit / 1e6:g}{unit}"
+
+
+def parse_budget(text: str) -> Budget:
+    m = _PATTERN.match(text)
+    if not m:
+        raise GhostNASError(f"malformed budget {text!r}; accepted forms: {ACCEPTED}")
+    number, prefix, unit = float(m.group(1)), m.group(2).lower(), m.group(3).lower()
+    if number <= 0:
+        raise GhostNASError(f"budget {text!r} must be positive; accepted forms: {ACCEPTED}")
+    if unit == "ms":
+        if prefix:
+            raise GhostNASError(f"malformed budget {text!r}: latency is given in plain ms (e.g. 30ms)")
+        return Budget("latency_ms", number, text.strip())
+    kind = "params" if unit == "params" else "macs"
+    return Budget(kind, number * _SCALE[prefix], text.strip())
+
+
+def parse_budgets(texts: "str | Iterable[str]") -> tuple[Budget, ...]:
+    items = [texts] if isinstance(texts, str) else list(texts)
+    budgets = [parse_budget(part) for item in items for part in item.split(",") if part.strip()]
+    if not budgets:
+        raise GhostNASError(f"no budget given; accepted forms: {ACCEPTED}")
+    kinds = [b.kind for b in budgets]
+    dup = {k for k in kinds if kinds.count(k) > 1}
+    if dup:
+        raise GhostNASError(f"two budgets of the same kind ({', '.join(sorted(dup))}); give one each")
+    return tuple(budgets)

@@ -1,0 +1,208 @@
+"""The search loop shared by every engine.
+
+A study lives in one run folder (``results/runs/<study>/``): an Optuna journal (``study.journal``,
+append-only, safe for several processes), the search's ``config.json``, the trials table, a summary,
+plots and the best trials' proxy weights. Whatever engine proposes candidates, every evaluated
+trial is written to that journal, so results, resume and export work the same for all.
+
+Per candidate: labels -> Arch -> analytic cost (and LUT latency) -> over budget? rejected before
+any training (told to the sampler as pruned, so TPE learns to avoid the region; not counted as a
+trial) -> proxy training with per-epoch reports (median pruning) -> accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..arch import Arch, paper_arch
+from ..cost import count
+from ..errors import GhostNASError
+from ..io import atomic_write_text
+from ..space import Labels, SearchSpace, load_space
+from .budget import Budget, parse_budgets
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+MAX_REJECTIONS = 5000  # per accepted trial, before we call the budget infeasible for the space
+KEEP_WEIGHTS = 3  # proxy weights kept for the best trials (for `export best --with-weights`)
+# Fields that define a study: resuming with different values would mix incomparable trials.
+IDENTITY_FIELDS = ("budgets", "space", "data", "protocol", "epochs", "pareto", "lut")
+
+
+@dataclass
+class SearchConfig:
+    budgets: tuple[str, ...] = ("150MFLOPs",)
+    space: str = "ghostnet"
+    data: str = "mnist5k"
+    protocol: str = "proxy"
+    epochs: int | None = None  # override the protocol's epochs
+    trials: int = 16
+    timeout: float | None = None  # seconds for this invocation
+    study: str | None = None
+    out: str = "results/runs"
+    seed: int = 0
+    pareto: bool = False
+    engine: str = "optuna"  # optuna | ray | nni
+    sampler: str = "auto"  # auto (tpe; nsga2 with --pareto) | tpe | random | nsga2
+    pruner: str = "median"  # median | hyperband | none
+    prefilter: int = 0  # score N feasible samples zero-cost, start from the best
+    zero_cost: str = "naswot"
+    lut: str | None = None
+    threads: int | None = None
+    device: str | None = None
+    address: str | None = None  # ray: join this cluster instead of starting a local one
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    nni_strategy: str = "evolution"  # evolution | random | tpe
+    progress: bool = True
+
+    def identity(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+                if k in IDENTITY_FIELDS}
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        budgets = parse_budgets(self.budgets)
+        return "search-" + "-".join(b.slug() for b in budgets) + ("-pareto" if self.pareto else "")
+
+
+@dataclass
+class Context:
+    """Everything a trial needs, loaded once per process."""
+
+    config: SearchConfig
+    space: SearchSpace
+    budgets: tuple[Budget, ...]
+    run_dir: Path
+    data: Any = None
+    protocol: Any = None
+    latency_fn: Callable[[Arch], float] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def cost_attrs(self, arch: Arch) -> dict[str, Any]:
+        cost = count(arch)
+        attrs: dict[str, Any] = {"macs": cost.macs, "params": cost.params}
+        if self.latency_fn is not None:
+            attrs["latency_ms"] = round(float(self.latency_fn(arch)), 4)
+        return attrs
+
+    def over_budget(self, attrs: dict[str, Any]) -> str | None:
+        for b in self.budgets:
+            value = b.value_of(attrs["macs"], attrs["params"], attrs.get("latency_ms"))
+            if value > b.limit:
+                return f"{b.kind} {value:g} > {b.limit:g} ({b.text})"
+        return None
+
+    def objective_cost_key(self) -> str:
+        return "latency_ms" if self.latency_fn is not None else "macs"
+
+
+def make_context(cfg: SearchConfig) -> Context:
+    budgets = parse_budgets(cfg.budgets)
+    space = load_space(cfg.space)
+    latency_fn = None
+    if cfg.lut:
+        from ..cost.latency import LatencyModel
+
+        latency_fn = LatencyModel.load(cfg.lut).predict_arch
+    elif any(b.kind == "latency_ms" for b in budgets):
+        raise GhostNASError("a latency budget needs a latency table: pass --lut FILE "
+                            "(build one with `ghostnas lut build`, or use results/luts/*.csv)")
+    if cfg.engine not in ("optuna", "ray", "nni"):
+        raise GhostNASError(f"unknown engine {cfg.engine!r}; use optuna, ray or nni")
+    if cfg.trials < 1:
+        raise GhostNASError("--trials must be at least 1")
+    run_dir = Path(cfg.out) / cfg.study_name()
+    return Context(cfg, space, budgets, run_dir, latency_fn=latency_fn)
+
+
+def load_training(ctx: Context) -> None:
+    import torch
+
+    from ..data import load_data
+    from ..train import get_protocol
+
+    cfg = ctx.config
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx.protocol = get_protocol(cfg.protocol, epochs=cfg.epochs)
+    ctx.data = load_data(cfg.data, seed=ctx.protocol.seed, folder_size=ctx.protocol.resolution)
+
+
+def check_config(ctx: Context) -> None:
+    """Write config.json for a new study; refuse to resume one with a different identity."""
+    path = ctx.run_dir / "config.json"
+    mine = ctx.config.identity()
+    if path.exists():
+        try:
+            theirs = json.loads(path.read_text()).get("identity", {})
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GhostNASError(f"{path}: unreadable ({exc}); fix or delete it") from None
+        diff = {k: (theirs.get(k), mine[k]) for k in mine if theirs.get(k) != mine[k]}
+        if diff:
+            what = "; ".join(f"{k}: study has {a!r}, you gave {b!r}" for k, (a, b) in diff.items())
+            raise GhostNASError(f"study {ctx.run_dir.name!r} was made with other settings ({what}); "
+                                "use the same settings to resume or --study NEW for a new search")
+        return
+    record = {"identity": mine, "config": dataclasses.asdict(ctx.config),
+              "protocol": ctx.protocol.to_dict() if ctx.protocol else None}
+    atomic_write_text(path, json.dumps(record, indent=1, default=list) + "\n")
+
+
+def baseline(ctx: Context) -> tuple[Arch, Labels] | None:
+    """The paper network at the largest width of the space that fits every budget."""
+    for width in sorted(ctx.space.width, reverse=True):
+        arch = paper_arch(width, resolution=ctx.space.resolution, num_classes=ctx.space.num_classes,
+                          dropout=ctx.space.dropout)
+        if not ctx.space.contains(arch):
+            return None
+        if ctx.over_budget(ctx.cost_attrs(arch)) is None:
+            return arch, ctx.space.to_labels(arch)
+    return None
+
+
+def evaluate(ctx: Context, arch: Arch, report: Callable[[int, float], None] | None,
+             weights_path: Path | None = None) -> dict[str, Any]:
+    """Proxy-train one candidate; returns the user attributes to record."""
+    import torch
+
+    from ..io import atomic_write
+    from ..train import train
+
+    result = train(arch, ctx.data, ctx.protocol, on_epoch=report, device=ctx.config.device,
+                   keep_model=weights_path is not None)
+    if weights_path is not None:
+        state = result.model.state_dict()
+        atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
+    return {"val_acc": result.val_acc, "seconds": round(result.seconds, 2),
+            "history": [h["val_acc"] for h in result.history], "device": result.device}
+
+
+def run_search(cfg: SearchConfig) -> dict[str, Any]:
+    """Run (or resume) a search; returns the summary written to ``summary.json``."""
+    ctx = make_context(cfg)
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    load_training(ctx)
+    check_config(ctx)
+    if cfg.engine == "optuna":
+        from .optuna_engine import run_optuna
+
+        run_optuna(ctx)
+    elif cfg.engine == "ray":
+        from .ray_engine import run_ray
+
+        run_ray(ctx)
+    else:
+        from .nni_engine import run_nni
+
+        run_nni(ctx)
+    from ..results import write_results
+
+    return write_results(ctx.run_dir, plots=True)
