@@ -61,7 +61,7 @@ def trials_frame(study, include_rejected: bool = False) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         state = _state(t)
-        if state == "rejected" and not include_rejected:
+        if state == "waiting" or (state == "rejected" and not include_rejected):
             continue
         row: dict[str, Any] = {"number": t.number, "state": state}
         attrs = dict(t.user_attrs)

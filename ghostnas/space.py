@@ -228,6 +228,14 @@ class SearchSpace:
             return False
         return True
 
+    def smallest_labels(self) -> Labels:
+        """Labels of the cheapest network: cost grows with width, depth, expansion, kernels and
+        SE, and falls with the Ghost ratio s, so each dimension's cheapest choice is known."""
+        labels: Labels = {}
+        for name, choices in self.dimensions():
+            labels[name] = max(choices) if name.endswith("_s") else min(choices)
+        return labels
+
     # ---- size --------------------------------------------------------------------------
     def size(self) -> int:
         """Number of distinct networks (exact; kernels with no effect are not counted)."""

@@ -101,3 +101,11 @@ def test_unparseable_yaml_and_missing_space(tmp_path):
 def test_space_from_dict_defaults():
     sp = space_from_dict({"stages": [{"out": [16], "stride": 1, "exp_ratio": [1, 2]}]})
     assert sp.size() == 2 and sp.resolution == 224
+
+
+def test_smallest_labels_give_the_cheapest_network():
+    tiny = load_space("tiny")
+    dims = tiny.dimensions()
+    cheapest = min(count(tiny.to_arch(dict(zip([n for n, _ in dims], v)))).macs
+                   for v in itertools.product(*[c for _, c in dims]))
+    assert count(tiny.to_arch(tiny.smallest_labels())).macs == cheapest

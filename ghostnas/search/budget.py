@@ -52,7 +52,8 @@ def parse_budget(text: str) -> Budget:
         raise GhostNASError(f"budget {text!r} must be positive; accepted forms: {ACCEPTED}")
     if unit == "ms":
         if prefix:
-            raise GhostNASError(f"malformed budget {text!r}: latency is given in plain ms (e.g. 30ms)")
+            raise GhostNASError(f"malformed budget {text!r}: latency is given in plain ms; "
+                                f"accepted forms: {ACCEPTED}")
         return Budget("latency_ms", number, text.strip())
     kind = "params" if unit == "params" else "macs"
     return Budget(kind, number * _SCALE[prefix], text.strip())

@@ -40,8 +40,10 @@ def open_study(ctx: Context, sampler=None, pruner=None):
 
 
 def counts_as_trial(t) -> bool:
-    """Rejected samples and trials lost to an interruption do not use up the trial count."""
-    return not t.user_attrs.get("rejected") and not t.user_attrs.get("lost")
+    """Queued trials, rejected samples and trials lost to an interruption do not use up the
+    trial count."""
+    return (t.state.name != "WAITING" and not t.user_attrs.get("rejected")
+            and not t.user_attrs.get("lost"))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -120,7 +120,13 @@ def make_context(cfg: SearchConfig) -> Context:
     if cfg.trials < 1:
         raise GhostNASError("--trials must be at least 1")
     run_dir = Path(cfg.out) / cfg.study_name()
-    return Context(cfg, space, budgets, run_dir, latency_fn=latency_fn)
+    ctx = Context(cfg, space, budgets, run_dir, latency_fn=latency_fn)
+    smallest = space.to_arch(space.smallest_labels())
+    reason = ctx.over_budget(ctx.cost_attrs(smallest))
+    if reason:
+        raise GhostNASError(f"no network of space {space.name!r} fits the budget: even the smallest "
+                            f"is over ({reason}); raise the budget or use a smaller space")
+    return ctx
 
 
 def load_training(ctx: Context) -> None:

@@ -1,0 +1,182 @@
+"""``--engine ray``: trials run as Ray Tune trials, on this machine or a cluster.
+
+Proposals come from the study's own Optuna sampler through :class:`JournalSearcher` rather than
+``ray.tune.search.optuna.OptunaSearch``: OptunaSearch keeps its study in the driver's memory (a
+restored Tuner has lost that state before) and cannot reject an over-budget sample before Ray
+schedules it. The searcher asks the study (TPE / NSGA-II) for labels, rejects over-budget ones
+from the analytic cost, and tells every finished trial back to the same ``study.journal``, so
+Optuna, Ray and NNI runs share one results format, resume and export. Early stopping is Ray's
+ASHA scheduler on per-epoch validation accuracy (single objective only).
+
+Without ``--address`` a local Ray starts with this machine's CPUs, bound to 127.0.0.1, no
+dashboard, usage stats off; with ``--address`` the search joins that cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .optuna_engine import (_optuna, counts_as_trial, fail_lost_trials, make_sampler, open_study,
+                            suggest_labels)
+from .runner import MAX_REJECTIONS, WORKER, Context, baseline
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def ray_trial(config: dict, payload: dict) -> None:
+    """One trial inside a Ray worker: build, proxy-train, report each epoch."""
+    import torch
+    from ray import tune
+
+    from ..data import load_data
+    from ..space import load_space
+    from ..train import Protocol, train
+
+    torch.set_num_threads(payload["threads"])
+    protocol = Protocol.from_dict(payload["protocol"])
+    key = (payload["data"], protocol.seed, protocol.resolution)
+    if key not in _DATA_CACHE:  # a reused worker process loads the data once
+        _DATA_CACHE[key] = load_data(payload["data"], seed=protocol.seed, folder_size=protocol.resolution)
+    data = _DATA_CACHE[key]
+    arch = load_space(payload["space"]).to_arch(config["labels"])
+    start = time.perf_counter()
+    history: list[float] = []
+
+    def report(epoch: int, acc: float) -> None:
+        history.append(acc)
+        tune.report({"val_acc": acc, "epoch": epoch, "seconds": round(time.perf_counter() - start, 2),
+                     "history": json.dumps(history)})
+
+    try:
+        train(arch, data, protocol, on_epoch=report, device=payload.get("device"))
+    except Exception as exc:  # recorded as a failed trial by the searcher
+        tune.report({"val_acc": float("nan"), "epoch": 0, "error": f"{type(exc).__name__}: {exc}"[:500]})
+
+
+def _searcher_class():
+    from ray.tune.search import Searcher
+
+    class JournalSearcher(Searcher):
+        def __init__(self, ctx: Context, study, n_new: int):
+            super().__init__(metric="val_acc", mode="max")
+            self.ctx, self.study, self.remaining = ctx, study, n_new
+            self.live: dict[str, Any] = {}
+
+        def suggest(self, trial_id: str):
+            optuna = _optuna()
+            if self.remaining <= 0:
+                return Searcher.FINISHED
+            for _ in range(MAX_REJECTIONS):
+                trial = self.study.ask()
+                trial.set_user_attr("worker", WORKER)
+                labels = suggest_labels(trial, self.ctx.space)
+                arch = self.ctx.space.to_arch(labels)
+                attrs = self.ctx.cost_attrs(arch)
+                for k, v in attrs.items():
+                    trial.set_user_attr(k, v)
+                reason = self.ctx.over_budget(attrs)
+                if reason:
+                    trial.set_user_attr("rejected", reason)
+                    self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    continue
+                trial.set_user_attr("engine", "ray")
+                trial.set_user_attr("protocol", self.ctx.protocol.name)
+                self.live[trial_id] = (trial, attrs)
+                self.remaining -= 1
+                return {"labels": labels}
+            from ..errors import GhostNASError
+
+            raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were over budget")
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            trial, _ = self.live.get(trial_id, (None, None))
+            acc = result.get("val_acc")
+            if trial is not None and not self.ctx.config.pareto and acc == acc and acc is not None:
+                trial.report(acc, int(result.get("epoch", 0)))
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            from ..results import write_results
+
+            optuna = _optuna()
+            trial, attrs = self.live.pop(trial_id, (None, None))
+            if trial is None:
+                return
+            result = result or {}
+            acc = result.get("val_acc")
+            if error or result.get("error") or acc is None or (isinstance(acc, float) and math.isnan(acc)):
+                trial.set_user_attr("error", result.get("error") or "ray trial failed")
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                trial.set_user_attr("val_acc", acc)
+                trial.set_user_attr("seconds", result.get("seconds"))
+                trial.set_user_attr("history", json.loads(result.get("history", "[]")))
+                if int(result.get("epoch", 0)) < self.ctx.protocol.epochs:  # stopped by ASHA
+                    self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    values = [acc]
+                    if self.ctx.config.pareto:
+                        values.append(attrs[self.ctx.objective_cost_key()])
+                    self.study.tell(trial, values)
+            write_results(self.ctx.run_dir, plots=False)
+
+    return JournalSearcher
+
+
+def start_ray(address: str | None) -> bool:
+    """Connect to ``address`` or start a local Ray on 127.0.0.1; True when we started it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        return False
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, configure_logging=False)
+    return True
+
+
+def run_ray(ctx: Context) -> None:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    cfg = ctx.config
+    probe = open_study(ctx)
+    fail_lost_trials(probe)
+    n_existing = len(probe.trials)
+    study = open_study(ctx, make_sampler(ctx, cfg.seed + 1_000_003 * n_existing))
+    if n_existing == 0:
+        base = baseline(ctx)
+        if base is not None:
+            study.enqueue_trial(base[1], user_attrs={"baseline": True})
+    n_new = cfg.trials - sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
+    if n_new <= 0:
+        return
+    started = start_ray(cfg.address)
+    try:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        payload = {"space": ctx.space.source, "data": cfg.data, "protocol": ctx.protocol.to_dict(),
+                   "threads": max(1, int(cfg.cpus_per_trial)), "device": cfg.device}
+        trainable = tune.with_resources(tune.with_parameters(ray_trial, payload=payload),
+                                        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+        scheduler = FIFOScheduler() if cfg.pareto else ASHAScheduler(
+            time_attr="epoch", max_t=ctx.protocol.epochs, grace_period=1, reduction_factor=2)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=_searcher_class()(ctx, study, n_new), scheduler=scheduler,
+                                        metric="val_acc", mode="max", num_samples=n_new,
+                                        max_concurrent_trials=max(1, int(cpus // cfg.cpus_per_trial)),
+                                        time_budget_s=cfg.timeout),
+            run_config=tune.RunConfig(name="tune", storage_path=str(Path(ctx.run_dir / "ray").resolve()),
+                                      verbose=0))
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()

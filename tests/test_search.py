@@ -1,0 +1,167 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ghostnas import GhostNASError
+from ghostnas.cli import main
+from ghostnas.search import SearchConfig, parse_budget, parse_budgets, run_search
+
+
+@pytest.mark.parametrize("text, kind, limit", [
+    ("150MFLOPs", "macs", 150e6), ("0.3GFLOPs", "macs", 3e8), ("150MMACs", "macs", 150e6),
+    ("5Mparams", "params", 5e6), ("800Kparams", "params", 8e5), ("30ms", "latency_ms", 30.0),
+    (" 42 mflops ", "macs", 42e6)])
+def test_budget_grammar(text, kind, limit):
+    b = parse_budget(text)
+    assert (b.kind, b.limit) == (kind, limit)
+
+
+@pytest.mark.parametrize("text", ["150", "150MB", "fast", "-3MFLOPs", "30kms", "0MFLOPs"])
+def test_malformed_budget_lists_accepted_forms(text):
+    with pytest.raises(GhostNASError, match="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams"):
+        parse_budget(text)
+
+
+def test_several_budgets():
+    assert [b.kind for b in parse_budgets(["150MFLOPs,4Mparams"])] == ["macs", "params"]
+    assert len(parse_budgets(["150MFLOPs", "4Mparams"])) == 2
+    with pytest.raises(GhostNASError, match="same kind"):
+        parse_budgets("150MFLOPs,100MMACs")
+
+
+def tiny_config(tmp_path, **kw):
+    base = dict(budgets=("3MFLOPs",), space="tiny", data="digits", protocol="smoke", trials=4,
+                out=str(tmp_path), threads=1, progress=False, study="t")
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_search_respects_budget_and_writes_results(tmp_path):
+    summary = run_search(tiny_config(tmp_path))
+    run = tmp_path / "t"
+    df = pd.read_csv(run / "trials.csv")
+    assert (df.state.isin(["complete", "pruned"])).sum() == 4
+    assert (df.macs <= 3e6).all()
+    assert summary["trials"]["rejected_over_budget"] > 0  # the tiny space spans 1.1-5.8M MACs
+    assert {"best", "trials", "budgets"} <= set(summary)
+    assert summary["best"]["macs"] <= 3e6 and 0 <= summary["best"]["val_acc"] <= 1
+    assert "s1_b0_k" in df.columns or "s1_b0_exp" in df.columns  # flat labels
+    for name in ("trials.parquet", "pareto.csv", "summary.json", "acc_vs_macs.png", "config.json"):
+        assert (run / name).exists(), name
+    assert len(list((run / "weights").glob("trial_*.pt"))) <= 3
+
+
+def test_resume_continues_to_the_requested_count(tmp_path):
+    run_search(tiny_config(tmp_path, trials=2))
+    first = pd.read_csv(tmp_path / "t" / "trials.csv")
+    run_search(tiny_config(tmp_path, trials=4))
+    second = pd.read_csv(tmp_path / "t" / "trials.csv")
+    assert len(second) == 4 and set(first.number) <= set(second.number)
+    run_search(tiny_config(tmp_path, trials=4))  # nothing left to do
+    assert len(pd.read_csv(tmp_path / "t" / "trials.csv")) == 4
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_search(tiny_config(tmp_path, trials=1))
+    with pytest.raises(GhostNASError, match="made with other settings.*budgets"):
+        run_search(tiny_config(tmp_path, budgets=("5MFLOPs",), trials=2))
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(tmp_path, monkeypatch):
+    import ghostnas.search.optuna_engine as engine
+    from ghostnas.train import TrainingFailed
+
+    real = engine.evaluate
+    calls = {"n": 0}
+
+    def flaky(ctx, arch, report, weights_path=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise TrainingFailed("loss became nan at epoch 1 step 0")
+        return real(ctx, arch, report, weights_path)
+
+    monkeypatch.setattr(engine, "evaluate", flaky)
+    run_search(tiny_config(tmp_path, trials=3))
+    df = pd.read_csv(tmp_path / "t" / "trials.csv")
+    failed = df[df.state == "failed"]
+    assert len(failed) == 1 and "nan" in failed.error.iloc[0]
+    assert len(df) == 3
+
+
+def test_baseline_is_evaluated_first(tmp_path):
+    cfg = SearchConfig(budgets=("50MFLOPs",), space="ghostnet", data="digits", protocol="smoke",
+                       trials=1, out=str(tmp_path), threads=1, progress=False, study="b")
+    summary = run_search(cfg)
+    assert summary["baseline"]["trial"] == 0
+    assert summary["baseline"]["macs"] == 42_328_152  # paper-0.5x: the widest that fits 50M
+
+
+def test_impossible_budget_fails_fast(tmp_path):
+    with pytest.raises(GhostNASError, match="even the smallest is over"):
+        run_search(tiny_config(tmp_path, budgets=("0.5MFLOPs",)))
+
+
+def test_sigkill_loses_only_the_running_trial(tmp_path):
+    """Kill a search with SIGKILL mid-trial, resume it: finished trials are kept, the lost one is
+    marked and redone, and the study reaches its count."""
+    args = [sys.executable, "-m", "ghostnas", "search", "--budget", "3MFLOPs", "--space", "tiny",
+            "--data", "digits", "--protocol", "smoke", "--epochs", "3", "--trials", "4",
+            "--out", str(tmp_path), "--study", "k", "--threads", "1", "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    csv_path = tmp_path / "k" / "trials.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if csv_path.exists() and len(pd.read_csv(csv_path)) >= 1:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = pd.read_csv(csv_path)
+    assert 1 <= len(kept) < 4
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    summary = json.loads(done.stdout)
+    df = pd.read_csv(csv_path)
+    assert set(kept[kept.state == "complete"].number) <= set(df.number)
+    counted = df[~df.state.isin(["lost"])]
+    assert len(counted) == 4
+    assert summary["trials"].get("complete", 0) + summary["trials"].get("pruned", 0) >= 3
+
+
+def test_cli_search_json_and_errors(capsys, tmp_path):
+    code = main(["search", "--budget", "3MFLOPs", "--space", "tiny", "--data", "digits",
+                 "--protocol", "smoke", "--trials", "2", "--out", str(tmp_path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and {"arch", "params", "macs", "val_acc"} <= set(out["best"])
+    code = main(["search", "--budget", "150 bananas", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "accepted forms" in err and err.count("\n") == 1
+    code = main(["search", "--budget", "30ms", "--out", str(tmp_path)])
+    assert code == 2 and "--lut" in capsys.readouterr().err
+    code = main(["results", "show", "--out", str(tmp_path), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["best"]["macs"] <= 3e6
+
+
+def test_export_best_and_names(capsys, tmp_path):
+    main(["search", "--budget", "3MFLOPs", "--space", "tiny", "--data", "digits", "--protocol",
+          "smoke", "--trials", "2", "--out", str(tmp_path / "runs"), "--json"])
+    capsys.readouterr()
+    code = main(["export", "best", "--runs", str(tmp_path / "runs"), "--format", "pt,onnx,torchscript",
+                 "--out", str(tmp_path / "exp"), "--with-weights", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(report["files"]) == {"pt", "onnx", "torchscript"}
+    assert all(f["max_rel_diff"] <= 1e-4 for f in report["files"].values())
+    assert (tmp_path / "exp" / "arch.json").exists()
+    code = main(["export", "paper-0.5x", "--format", "onnx", "--out", str(tmp_path / "p"),
+                 "--num-classes", "7", "--resolution", "96", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["num_classes"] == 7
+    code = main(["export", "paper-0.5x", "--format", "gif", "--out", str(tmp_path / "q")])
+    assert code == 2 and "unknown format" in capsys.readouterr().err
