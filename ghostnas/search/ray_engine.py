@@ -128,15 +128,27 @@ def _searcher_class():
 
 
 def start_ray(address: str | None) -> bool:
-    """Connect to ``address`` or start a local Ray on 127.0.0.1; True when we started it."""
+    """Connect to ``address`` or start a local Ray on 127.0.0.1; True when we started it.
+
+    Ray 2.60 turns a loopback ``_node_ip_address`` into the machine's routable IP and binds its
+    gRPC servers there, unless "cluster mode" is off; off, every Ray server binds 127.0.0.1
+    (checked by tests/test_engines.py with ``ss``). Ray also runs workers at nice 15; trials are
+    the search's main work, so a local Ray runs them at normal priority (otherwise any other
+    busy process starves them: 70x slower seen here).
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not address:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
+    from ray._private import ray_constants
 
     if ray.is_initialized():
         return False
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         return False
+    ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the variable was set
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
              log_to_driver=False, configure_logging=False)
     return True
