@@ -1,0 +1,130 @@
+"""``--engine nni``: NNI 3.0's in-process (sequential) NAS engine with its strategies
+(RegularizedEvolution by default; Random, TPE), on the same space, budget and objective.
+
+The space becomes an NNI ``ModelSpace`` with one ``nni.choice`` per flat label (NNI samples them
+all; labels of dropped blocks are ignored). Every evaluation is also written to the study's Optuna
+journal, so results, resume accounting and export match the other engines. NNI cannot skip a
+sample without counting it: an over-budget sample reports accuracy 0 (its strategy learns to avoid
+the region), is recorded as rejected, and costs no training; NNI is given room for that many
+extra samples, and once the study holds the requested trials the rest return at once.
+Not supported: ``--pareto`` (NNI's strategies are single-objective) and pruning.
+NNI's Node.js "ts" engine is never used (it listens on 0.0.0.0); nothing here opens a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..errors import GhostNASError
+from .optuna_engine import _optuna, counts_as_trial, open_study
+from .runner import WORKER, Context, baseline, evaluate
+
+REJECTION_ROOM = 30  # NNI samples allowed per requested trial (rejections included)
+
+
+def _record(study, space, labels: dict, state: str, attrs: dict, value: float | None = None) -> None:
+    optuna = _optuna()
+    from optuna.distributions import CategoricalDistribution
+
+    dims = dict(space.dimensions())
+    params = {k: v for k, v in labels.items() if k in dims}
+    trial = optuna.trial.create_trial(
+        params=params, distributions={k: CategoricalDistribution(list(dims[k])) for k in params},
+        values=[value] if value is not None else None,
+        state=getattr(optuna.trial.TrialState, state), user_attrs=attrs)
+    study.add_trial(trial)
+
+
+def run_nni(ctx: Context) -> None:
+    cfg = ctx.config
+    if cfg.pareto:
+        raise GhostNASError("--pareto is not available with --engine nni; use --engine optuna or ray")
+    try:
+        import nni
+        import nni.nas.strategy as strategies
+        from nni.mutable import ensure_frozen
+        from nni.nas.evaluator import FunctionalEvaluator
+        from nni.nas.experiment import NasExperiment, NasExperimentConfig
+        from nni.nas.nn.pytorch import ModelSpace
+    except ImportError as exc:
+        raise GhostNASError(f"--engine nni needs nni 3.0 with pytorch-lightning and torchmetrics "
+                            f"({exc}); pip install 'nni==3.0' pytorch-lightning torchmetrics") from None
+    from ..results import write_results
+    from ..train import TrainingFailed
+
+    study = open_study(ctx)
+    space = ctx.space
+    done = lambda: sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))  # noqa: E731
+    if done() >= cfg.trials:
+        return
+
+    def run_one(labels: dict, extra: dict) -> float:
+        active = {k: v for k, v in labels.items() if space.active(labels, k)}
+        arch = space.to_arch(active)
+        attrs = {**ctx.cost_attrs(arch), "worker": WORKER, "engine": "nni", **extra}
+        reason = ctx.over_budget(attrs)
+        if reason:
+            _record(study, space, active, "PRUNED", {**attrs, "rejected": reason})
+            return 0.0
+        attrs["protocol"] = ctx.protocol.name
+        try:
+            result = evaluate(ctx, arch, None)
+        except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
+            _record(study, space, active, "FAIL", {**attrs, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            return 0.0
+        _record(study, space, active, "COMPLETE", {**attrs, **result}, result["val_acc"])
+        write_results(ctx.run_dir, plots=False)
+        return result["val_acc"]
+
+    if not study.trials:
+        base = baseline(ctx)
+        if base is not None:
+            run_one(base[1], {"baseline": True})
+
+    dims = space.dimensions()
+
+    class GhostSpace(ModelSpace):
+        def __init__(self):
+            super().__init__()
+            self.labels: dict[str, Any] = {}
+            for name, choices in dims:
+                mutable = nni.choice(name, list(choices))
+                self.add_mutable(mutable)
+                self.labels[name] = ensure_frozen(mutable)
+
+        def forward(self, x):  # never called: the evaluator builds the real network from labels
+            return x
+
+    def nni_evaluate(model) -> None:
+        if done() >= cfg.trials:
+            nni.report_final_result(0.0)
+            return
+        nni.report_final_result(run_one(dict(model.labels), {}))
+
+    remaining = cfg.trials - done()
+    if cfg.nni_strategy == "evolution":
+        pop = max(4, min(20, cfg.trials // 2))
+        strategy = strategies.RegularizedEvolution(population_size=pop, sample_size=max(2, pop // 4),
+                                                   seed=cfg.seed)
+    elif cfg.nni_strategy == "random":
+        strategy = strategies.Random(seed=cfg.seed)
+    elif cfg.nni_strategy == "tpe":
+        strategy = strategies.TPE()
+    else:
+        raise GhostNASError(f"unknown NNI strategy {cfg.nni_strategy!r}; use evolution, random or tpe")
+    config = NasExperimentConfig("sequential", "simplified")
+    config.max_trial_number = remaining * REJECTION_ROOM
+    if cfg.timeout:
+        config.max_experiment_duration = f"{int(cfg.timeout)}s"
+    config.experiment_working_directory = str((ctx.run_dir / "nni").resolve())
+    for name in ("nni", "nni.nas"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    experiment = NasExperiment(GhostSpace(), FunctionalEvaluator(nni_evaluate), strategy, config=config)
+    started = time.time()
+    experiment.run()
+    experiment.stop()
+    if done() < cfg.trials and not (cfg.timeout and time.time() - started >= cfg.timeout):
+        raise GhostNASError(f"NNI stopped after {done()} of {cfg.trials} trials: most of its samples "
+                            "were over budget; raise the budget or use --engine optuna")
