@@ -289,6 +289,69 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- latency tables ----------------------------------------------------------------------
+
+def cmd_lut_build(args: argparse.Namespace) -> int:
+    import sys as _sys
+
+    from .cost.latency import build_lut
+    from .space import load_space
+
+    space = load_space(args.space)
+    log = (lambda msg: print(msg, file=_sys.stderr)) if args.json else print
+    model = build_lut(space, args.backend, args.out, threads=args.threads, max_entries=args.max_entries,
+                      calibrate=args.calibrate, seed=args.seed, progress=_sys.stderr.isatty() and not args.json,
+                      log=log)
+    info = {"lut": args.out, "entries": len(model.rows), "backend": args.backend, "threads": args.threads,
+            "calibration": {k: v for k, v in model.meta.get("calibration", {}).items() if k != "points"}}
+    if args.json:
+        _print_json(info)
+    else:
+        cal = info["calibration"]
+        print(f"{info['entries']} entries in {args.out} (+ .meta.json); calibration: whole = "
+              f"{cal.get('a', 1):.3f} x sum + {cal.get('b', 0):.3f} ms")
+    return 0
+
+
+def cmd_lut_check(args: argparse.Namespace) -> int:
+    import sys as _sys
+
+    from .cost.latency import LatencyModel, check_lut
+    from .space import load_space
+
+    model = LatencyModel.load(args.lut)
+    space = load_space(args.space or model.meta["space"])
+    report = check_lut(model, space, n=args.n, seed=args.seed,
+                       progress=_sys.stderr.isatty() and not args.json)
+    if args.json:
+        _print_json(report)
+    else:
+        for row in report["per_arch"]:
+            print(f"  arch {row['arch']:>3}: predicted {row['predicted_ms']:8.3f} ms  measured "
+                  f"{row['measured_ms']:8.3f} ms  error {row['error_pct']:+6.1f}%")
+        print(f"{report['n']} random Archs, {report['backend']}, {report['threads']} thread(s): MAPE "
+              f"{100 * report['mape']:.1f}%, within 5% {100 * report['within_5pct']:.0f}%, within 10% "
+              f"{100 * report['within_10pct']:.0f}%, Kendall tau {report['kendall_tau']:.3f}")
+    return 0
+
+
+def cmd_lut_predict(args: argparse.Namespace) -> int:
+    from .arch import load_arch
+    from .cost.latency import LatencyModel, arch_entries
+
+    model = LatencyModel.load(args.lut)
+    arch = load_arch(args.arch)
+    measured = [model.entry_ms(e)[1] for e in arch_entries(arch.resolve())]
+    out = {"arch": arch.name, "latency_ms": model.predict_arch(arch), "entries": len(measured),
+           "entries_measured": sum(measured), "backend": model.meta["backend"], "threads": model.meta["threads"]}
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"{arch.name}: {out['latency_ms']:.3f} ms predicted ({out['entries_measured']}/{out['entries']} "
+              f"entries measured, rest predicted) for {out['backend']}, {out['threads']} thread(s)")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,6 +455,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, help="input size (default: the arch's deployment resolution)")
     p.add_argument("--with-weights", action="store_true", help="with 'best': include the proxy weights")
     p.add_argument("--weights", help="a state_dict file to export with the model")
+    json_flag(p)
+
+    lut = sub.add_parser("lut", help="latency lookup tables: build on a device, check, predict").add_subparsers(
+        dest="lut_command", metavar="ACTION")
+    lut.required = True
+    p = add(lut, "build", cmd_lut_build, "measure a space's block entries on this machine (resumable)")
+    p.add_argument("--space", default="ghostnet")
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-entries", type=int, help="measure a stratified sample of this many; the "
+                   "predictor covers the rest")
+    p.add_argument("--calibrate", type=int, default=16, help="random networks timed end to end to fit "
+                   "whole = a * sum + b (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="CSV file (metadata goes to FILE.meta.json)")
+    json_flag(p)
+    p = add(lut, "check", cmd_lut_check, "predicted vs measured end-to-end latency on random Archs")
+    p.add_argument("--lut", required=True)
+    p.add_argument("--space", help="default: the LUT's space")
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1234)
+    json_flag(p)
+    p = add(lut, "predict", cmd_lut_predict, "predicted latency of one architecture")
+    p.add_argument("arch")
+    p.add_argument("--lut", required=True)
     json_flag(p)
 
     results = sub.add_parser("results", help="tables and summaries of studies").add_subparsers(

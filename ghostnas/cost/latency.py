@@ -1,0 +1,439 @@
+"""Latency lookup tables (LUTs) built on the target device, and predictions from them.
+
+A LUT is a CSV of measured entries plus a JSON sidecar (``FILE.meta.json``) with the device,
+backend and its version, threads, date, space and the end-to-end calibration. No pickles: the
+predictor (gradient-boosted trees for entries the table lacks) is refitted from the CSV on load.
+
+Entries are keyed like Once-for-All's, from the resolved dimensions the model is built from:
+``block|in:28x28x40|mid:120|out:40|k:3|stride:1|se:32|s:2|d:3``, plus ``stem``, ``final`` and
+``head`` entries. Network latency = a * (sum of entries) + b, where a and b are fitted on
+end-to-end measurements of random networks at build time (the sum of separately timed pieces
+under-predicts a whole network: per-call overheads and cache effects differ).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..arch import Arch, ResolvedArch, ResolvedBlock, conv_out, load_arch, make_divisible, se_channels
+from ..errors import GhostNASError
+from .analytic import block_cost
+
+FEATURES = ["h", "cin", "mid", "cout", "k", "stride", "se", "s", "d", "macs", "params"]
+COLUMNS = ["key", "kind", *FEATURES, "median_ms", "p10_ms", "p90_ms", "runs"]
+LUT_FORMAT = "ghostnas.lut/1"
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # block | stem | final | head
+    h: int
+    cin: int
+    mid: int
+    cout: int
+    k: int = 1
+    stride: int = 1
+    se: int = 0
+    s: int = 0
+    d: int = 0
+    classes: int = 0
+
+    @property
+    def key(self) -> str:
+        if self.kind == "block":
+            return (f"block|in:{self.h}x{self.h}x{self.cin}|mid:{self.mid}|out:{self.cout}|k:{self.k}"
+                    f"|stride:{self.stride}|se:{self.se}|s:{self.s}|d:{self.d}")
+        if self.kind == "stem":
+            return f"stem|in:{self.h}x{self.h}x3|out:{self.cout}"
+        if self.kind == "final":
+            return f"final|in:{self.h}x{self.h}x{self.cin}|out:{self.cout}"
+        return f"head|in:{self.cin}|hidden:{self.mid}|classes:{self.classes}"
+
+    @classmethod
+    def from_key(cls, key: str) -> "Entry":
+        kind, *parts = key.split("|")
+        fields = dict(p.split(":", 1) for p in parts)
+        if kind == "block":
+            h, _, cin = fields["in"].split("x")
+            return cls("block", int(h), int(cin), int(fields["mid"]), int(fields["out"]), int(fields["k"]),
+                       int(fields["stride"]), int(fields["se"]), int(fields["s"]), int(fields["d"]))
+        if kind in ("stem", "final"):
+            h, _, cin = fields["in"].split("x")
+            return cls(kind, int(h), int(cin), 0, int(fields["out"]))
+        if kind == "head":
+            return cls("head", 1, int(fields["in"]), int(fields["hidden"]), 0, classes=int(fields["classes"]))
+        raise GhostNASError(f"unknown LUT key {key!r}")
+
+    def block(self) -> ResolvedBlock:
+        return ResolvedBlock(0, 0, self.cin, self.mid, self.cout, self.k, self.stride, self.se,
+                             self.s, self.d, self.h, self.h)
+
+    def features(self) -> dict[str, float]:
+        if self.kind == "block":
+            params, macs = block_cost(self.block())
+        elif self.kind == "stem":
+            params, macs = 29 * self.cout, conv_out(self.h, 3, 2) ** 2 * 27 * self.cout
+        elif self.kind == "final":
+            params, macs = self.cin * self.cout + 2 * self.cout, self.h * self.h * self.cin * self.cout
+        else:
+            params = self.cin * self.mid + self.mid + self.mid * self.classes + self.classes
+            macs = self.cin * self.mid + self.mid * self.classes
+        return {"h": self.h, "cin": self.cin, "mid": self.mid, "cout": self.cout, "k": self.k,
+                "stride": self.stride, "se": self.se, "s": self.s, "d": self.d, "macs": macs,
+                "params": params}
+
+
+def arch_entries(r: ResolvedArch) -> list[Entry]:
+    entries = [Entry("stem", r.resolution, 3, 0, r.stem)]
+    entries += [Entry("block", b.h, b.cin, b.mid, b.cout, b.k, b.stride, b.se_channels, b.s, b.d)
+                for b in r.blocks]
+    cin = r.blocks[-1].cout if r.blocks else r.stem
+    entries.append(Entry("final", r.final_hw[0], cin, 0, r.final_conv))
+    entries.append(Entry("head", 1, r.final_conv, r.head, 0, classes=r.num_classes))
+    return entries
+
+
+def space_entries(space) -> list[Entry]:
+    """Every distinct entry the space can produce (order: by width, then network position)."""
+    seen: dict[str, Entry] = {}
+    for width in space.width:
+        w = float(width)
+        res = space.resolution
+        stem = make_divisible(space.stem * w)
+        for e in [Entry("stem", res, 3, 0, stem)]:
+            seen.setdefault(e.key, e)
+        h = conv_out(res, 3, 2)
+        prev_outs = {space.stem}
+        for i, st in enumerate(space.stages):
+            for j in range(max(st.depth)):
+                stride = st.stride if j == 0 else 1
+                cins = prev_outs if j == 0 else {st.out[j - 1]}
+                cout = make_divisible(st.out[j] * w)
+                for cin_base in sorted(cins):
+                    cin = make_divisible(cin_base * w)
+                    k_used = space.k_used(cin_base, st.out[j], stride)
+                    for ratio in st.exp_ratio:
+                        mid = make_divisible(make_divisible(cin_base * ratio) * w)
+                        for k in (st.k if k_used else (3,)):
+                            for se in st.se:
+                                for s in st.s:
+                                    for d in st.d:
+                                        e = Entry("block", h, cin, mid, cout, k, stride,
+                                                  se_channels(mid) if se else 0, s, d)
+                                        seen.setdefault(e.key, e)
+                h = conv_out(h, 3, stride)
+            prev_outs = {st.out[n - 1] for n in st.depth}
+        final = make_divisible(space.final_conv * w)
+        for cin_base in sorted(prev_outs):
+            e = Entry("final", h, make_divisible(cin_base * w), 0, final)
+            seen.setdefault(e.key, e)
+        e = Entry("head", 1, final, space.head, 0, classes=space.num_classes)
+        seen.setdefault(e.key, e)
+    return list(seen.values())
+
+
+# ---- the table and predictions ----------------------------------------------------------------
+
+class LatencyModel:
+    """A LUT plus its predictor and calibration; ``predict_arch(arch) -> ms``."""
+
+    def __init__(self, rows: dict[str, dict[str, float]], meta: dict[str, Any], path: Path | None = None):
+        self.rows = rows
+        self.meta = meta
+        self.path = path
+        self._model = None
+        self.overhead = float(meta.get("overhead_ms", 0.0))
+        self.a = float(meta.get("calibration", {}).get("a", 1.0))
+        self.b = float(meta.get("calibration", {}).get("b", 0.0))
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike[str]") -> "LatencyModel":
+        path = Path(path)
+        meta_path = Path(str(path) + ".meta.json")
+        if not path.exists() or not meta_path.exists():
+            raise GhostNASError(f"latency table {path} (and {meta_path.name}) not found; build one "
+                                "with `ghostnas lut build --space tiny --out FILE`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GhostNASError(f"{meta_path}: corrupt metadata ({exc}); rebuild the LUT") from None
+        if meta.get("format") != LUT_FORMAT:
+            raise GhostNASError(f"{meta_path}: not a ghostnas LUT (format {meta.get('format')!r})")
+        return cls(read_rows(path), meta, path)
+
+    def _fit(self):
+        if self._model is None:
+            if len(self.rows) < 8:
+                raise GhostNASError(f"{self.path}: too few entries ({len(self.rows)}) to predict "
+                                    "missing ones; measure more with `ghostnas lut build`")
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            x = [[r[f] for f in FEATURES] for r in self.rows.values()]
+            y = [math.log(max(r["median_ms"], 1e-6)) for r in self.rows.values()]
+            self._model = GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05,
+                                                    random_state=0).fit(x, y)
+        return self._model
+
+    def entry_ms(self, entry: Entry) -> tuple[float, bool]:
+        """(ms, measured?) for one entry: the table's median, or the predictor's estimate."""
+        row = self.rows.get(entry.key)
+        if row is not None:
+            raw, measured = row["median_ms"], True
+        else:
+            feats = entry.features()
+            raw, measured = math.exp(self._fit().predict([[feats[f] for f in FEATURES]])[0]), False
+        # each entry was timed as its own model: take off the runtime's fixed per-call cost
+        return max(raw - self.overhead, 0.01 * raw), measured
+
+    def predict_sum(self, arch: "Arch | str") -> float:
+        a = load_arch(arch)
+        return sum(self.entry_ms(e)[0] for e in arch_entries(a.resolve()))
+
+    def predict_arch(self, arch: "Arch | str") -> float:
+        return self.a * self.predict_sum(arch) + self.b
+
+
+def read_rows(path: Path) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or [c for c in COLUMNS if c not in reader.fieldnames]:
+                raise GhostNASError(f"{path}: not a ghostnas LUT (columns {reader.fieldnames}); "
+                                    f"expected {COLUMNS}")
+            for n, raw in enumerate(reader, start=2):
+                try:
+                    row = {c: float(raw[c]) for c in FEATURES + ["median_ms", "p10_ms", "p90_ms", "runs"]}
+                except (TypeError, ValueError):
+                    if fh.read(1) == "":  # a torn last line from an interrupted build: skip it
+                        break
+                    raise GhostNASError(f"{path}: corrupt row at line {n}; rebuild or delete that line") from None
+                row["kind"] = raw["kind"]
+                rows[raw["key"]] = row
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GhostNASError(f"{path}: unreadable LUT ({exc})") from None
+    return rows
+
+
+# ---- measurement backends ---------------------------------------------------------------------
+
+def entry_module(entry: Entry):
+    """A torch module computing exactly one LUT entry, and its input shape."""
+    import torch
+    from torch import nn
+
+    from ..nn.ghostnet import ConvBnAct, GhostBottleneck
+
+    if entry.kind == "block":
+        return GhostBottleneck(entry.block()).eval(), (1, entry.cin, entry.h, entry.h)
+    if entry.kind == "stem":
+        return nn.Sequential(nn.Conv2d(3, entry.cout, 3, 2, 1, bias=False), nn.BatchNorm2d(entry.cout),
+                             nn.ReLU()).eval(), (1, 3, entry.h, entry.h)
+    if entry.kind == "final":
+        return ConvBnAct(entry.cin, entry.cout).eval(), (1, entry.cin, entry.h, entry.h)
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.conv_head = nn.Conv2d(entry.cin, entry.mid, 1, bias=True)
+            self.classifier = nn.Linear(entry.mid, entry.classes)
+
+        def forward(self, x):
+            return self.classifier(torch.relu(self.conv_head(self.pool(x))).flatten(1))
+
+    return Head().eval(), (1, entry.cin, 7, 7)
+
+
+def _timings(run: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    # the median ignores outliers (preemption, page faults); p10/p90 report the spread
+    return {"median_ms": statistics.median(times), "p10_ms": times[len(times) // 10],
+            "p90_ms": times[min(len(times) - 1, len(times) * 9 // 10)], "runs": len(times)}
+
+
+def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> Callable[[], Any]:
+    import torch
+
+    x = torch.randn(*shape)
+    if backend == "torch":
+        torch.set_num_threads(threads)
+
+        def run():
+            with torch.inference_mode():
+                module(x)
+        return run
+    if backend == "onnxruntime":
+        import io
+
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["input"], opset_version=17)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        feed = {"input": x.numpy()}
+        return lambda: session.run(None, feed)
+    raise GhostNASError(f"unknown latency backend {backend!r}; use torch or onnxruntime "
+                        "(litert and adb: not yet)")
+
+
+def backend_version(backend: str) -> str:
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return onnxruntime.__version__
+    import torch
+
+    return torch.__version__
+
+
+def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats: int = 30) -> dict[str, float]:
+    return _timings(make_runner(module, shape, backend, threads), warmup, repeats)
+
+
+def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 20) -> float:
+    from ..nn.ghostnet import create_model
+
+    model = create_model(arch).eval()
+    shape = (1, 3, arch.resolution, arch.resolution)
+    return measure(model, shape, backend, threads, warmup, repeats)["median_ms"]
+
+
+# ---- building ---------------------------------------------------------------------------------
+
+def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int = 1,
+              max_entries: int | None = None, calibrate: int = 16, seed: int = 0,
+              progress: bool = False, log: Callable[[str], None] = print) -> LatencyModel:
+    """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
+    each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
+    from ..machine import describe
+
+    out = Path(out)
+    entries = space_entries(space)
+    if max_entries and len(entries) > max_entries:
+        # stratified: every stem/final/head entry, blocks sampled evenly per (h, stride) position
+        fixed = [e for e in entries if e.kind != "block"]
+        blocks = [e for e in entries if e.kind == "block"]
+        rng = random.Random(seed)
+        by_pos: dict[tuple, list[Entry]] = {}
+        for e in blocks:
+            by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
+        per = max(1, (max_entries - len(fixed)) // len(by_pos))
+        sampled = [x for group in by_pos.values() for x in rng.sample(group, min(per, len(group)))]
+        entries = fixed + sampled
+    meta_path = Path(str(out) + ".meta.json")
+    if out.exists():
+        data = out.read_bytes()
+        if data and not data.endswith(b"\n"):  # a row torn by an interruption: drop it
+            with open(out, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+    done = read_rows(out) if out.exists() else {}
+    todo = [e for e in entries if e.key not in done]
+    if done and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("backend"), meta.get("threads")) != (backend, threads):
+            raise GhostNASError(f"{out} was measured with {meta.get('backend')}, {meta.get('threads')} "
+                                f"thread(s); resume with the same --backend/--threads or a new --out")
+    log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
+        f"backend {backend}, {threads} thread(s)")
+    meta = {"format": LUT_FORMAT, "space": space.source, "space_name": space.name,
+            "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
+            "threads": threads, "device": describe(threads=threads), "entries_in_space": len(space_entries(space))}
+    from ..io import atomic_write_text
+
+    if done and meta_path.exists():
+        meta["overhead_ms"] = json.loads(meta_path.read_text()).get("overhead_ms")
+    if meta.get("overhead_ms") is None:
+        import torch
+
+        meta["overhead_ms"] = measure(torch.nn.Identity(), (1, 3, 8, 8), backend, threads,
+                                      warmup=20, repeats=200)["median_ms"]
+    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    new_file = not out.exists() or out.stat().st_size == 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="entry", desc="lut build")
+    t0 = time.perf_counter()
+    with open(out, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        if new_file:
+            writer.writeheader()
+        for n, e in enumerate(todo):
+            module, shape = entry_module(e)
+            stats = measure(module, shape, backend, threads)
+            writer.writerow({"key": e.key, "kind": e.kind, **e.features(),
+                             **{k: round(v, 5) for k, v in stats.items()}})
+            fh.flush()
+            os.fsync(fh.fileno())  # every entry survives an interruption
+            if bar:
+                bar.update(1)
+            elif n == 0 and len(todo) > 1:
+                eta = (time.perf_counter() - t0) * (len(todo) - 1)
+                log(f"first entry took {time.perf_counter() - t0:.2f} s; ETA ~{eta / 60:.1f} min")
+    if bar:
+        bar.close()
+    model = LatencyModel(read_rows(out), meta, out)
+    if calibrate:
+        rng = random.Random(seed + 1)
+        points = []
+        for _ in range(calibrate):
+            arch = space.to_arch(space.sample(rng))
+            points.append((model.predict_sum(arch), measure_arch(arch, backend, threads)))
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        var = sum((x - mx) ** 2 for x in xs)
+        a = sum((x - mx) * (y - my) for x, y in points) / var if var > 0 else my / mx
+        meta["calibration"] = {"a": a, "b": my - a * mx, "points": [[round(x, 4), round(y, 4)] for x, y in points]}
+        atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+        model = LatencyModel(model.rows, meta, out)
+    return model
+
+
+def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
+              progress: bool = False) -> dict[str, Any]:
+    """Predicted vs measured end-to-end latency of ``n`` random Archs of the LUT's space."""
+    from scipy.stats import kendalltau
+
+    backend, threads = model.meta["backend"], int(model.meta["threads"])
+    rng = random.Random(seed)
+    per_arch = []
+    iterator: Iterator[int] = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, unit="arch", desc="lut check")
+    for i in iterator:
+        arch = space.to_arch(space.sample(rng))
+        predicted = model.predict_arch(arch)
+        measured = measure_arch(arch, backend, threads)
+        per_arch.append({"arch": i, "predicted_ms": round(predicted, 4), "measured_ms": round(measured, 4),
+                         "error_pct": round(100 * (predicted - measured) / measured, 2)})
+    errs = [abs(p["error_pct"]) / 100 for p in per_arch]
+    tau = kendalltau([p["predicted_ms"] for p in per_arch], [p["measured_ms"] for p in per_arch]).statistic
+    return {"n": n, "mape": statistics.mean(errs), "within_5pct": sum(e <= 0.05 for e in errs) / n,
+            "within_10pct": sum(e <= 0.10 for e in errs) / n, "kendall_tau": float(tau),
+            "backend": backend, "threads": threads, "lut": str(model.path), "per_arch": per_arch}

@@ -1,0 +1,99 @@
+import json
+import shutil
+
+import pytest
+
+from ghostnas import GhostNASError, paper_arch
+from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut, read_rows,
+                                   space_entries)
+from ghostnas.space import load_space
+
+TINY_LUT = "results/luts/tiny-onnxruntime-1t.csv"
+
+
+def test_key_round_trip_and_coverage():
+    space = load_space("tiny")
+    entries = {e.key: e for e in space_entries(space)}
+    assert all(Entry.from_key(k) == e for k, e in entries.items())
+    for seed in range(30):  # every entry of every network of the space is enumerated
+        assert {e.key for e in arch_entries(space.sample_arch(seed).resolve())} <= set(entries)
+    keys = [e.key for e in arch_entries(paper_arch(1.0).resolve())]
+    assert keys[0] == "stem|in:224x224x3|out:16"
+    assert keys[4] == "block|in:56x56x24|mid:72|out:40|k:5|stride:2|se:20|s:2|d:3"
+
+
+def test_build_resumes_without_remeasuring(tmp_path):
+    space = load_space("tiny")
+    out = tmp_path / "lut.csv"
+    build_lut(space, "torch", out, max_entries=12, calibrate=0, log=lambda m: None)
+    first = read_rows(out)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])  # interrupted: 2 lost, 1 torn line
+    assert len(read_rows(out)) == len(first) - 3
+    messages = []
+    build_lut(space, "torch", out, max_entries=12, calibrate=0, log=messages.append)
+    assert "3 to go" in messages[0]
+    again = read_rows(out)
+    assert set(again) == set(first)
+    kept = [k for k in first if k in again][:5]
+    assert all(again[k]["median_ms"] == first[k]["median_ms"] for k in kept)
+    with pytest.raises(GhostNASError, match="resume with the same --backend"):
+        build_lut(space, "onnxruntime", out, max_entries=12, calibrate=0, log=lambda m: None)
+
+
+def test_corrupt_lut_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    shutil.copy(TINY_LUT + ".meta.json", str(bad) + ".meta.json")
+    with pytest.raises(GhostNASError, match="not a ghostnas LUT"):
+        LatencyModel.load(bad)
+    with pytest.raises(GhostNASError, match="not found"):
+        LatencyModel.load(tmp_path / "missing.csv")
+    good = tmp_path / "good.csv"
+    rows = open(TINY_LUT).read().splitlines()
+    good.write_text("\n".join([rows[0], rows[1].replace(",", ",x", 3), *rows[2:]]) + "\n")
+    shutil.copy(TINY_LUT + ".meta.json", str(good) + ".meta.json")
+    with pytest.raises(GhostNASError, match="corrupt row at line 2"):
+        LatencyModel.load(good)
+
+
+def test_predictor_fills_missing_entries():
+    model = LatencyModel.load(TINY_LUT)
+    arch = load_space("tiny").sample_arch(3)
+    entries = arch_entries(arch.resolve())
+    assert all(model.entry_ms(e)[1] for e in entries)  # the shipped tiny LUT is complete
+    held_out = entries[2].key
+    partial = LatencyModel({k: v for k, v in model.rows.items() if k != held_out}, model.meta)
+    predicted, measured = partial.entry_ms(entries[2])
+    true, _ = model.entry_ms(entries[2])
+    assert not measured and 0.2 * true < predicted < 5 * true
+    assert model.predict_arch(arch) > 0
+
+
+def test_default_lut_ships_with_metadata():
+    meta = json.loads(open("results/luts/ghostnet-onnxruntime-1t.csv.meta.json").read())
+    assert meta["backend"] == "onnxruntime" and meta["threads"] == 1 and meta["resolution"] == 224
+    assert "cpu" in meta["device"] and "calibration" in meta
+    model = LatencyModel.load("results/luts/ghostnet-onnxruntime-1t.csv")
+    assert 1.0 < model.predict_arch("paper-1.0x") < 100.0
+
+
+def test_lut_check_reports_the_documented_keys(capsys):
+    from ghostnas.cli import main
+
+    assert main(["lut", "check", "--lut", TINY_LUT, "--n", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"n", "mape", "within_5pct", "within_10pct", "kendall_tau"} <= set(report)
+    assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1
+
+
+def test_search_with_latency_budget(tmp_path):
+    from ghostnas.search import SearchConfig, run_search
+
+    model = LatencyModel.load(TINY_LUT)
+    space = load_space("tiny")
+    median = sorted(model.predict_arch(space.sample_arch(s)) for s in range(40))[20]
+    cfg = SearchConfig(budgets=(f"{median:.3f}ms",), space="tiny", data="digits", protocol="smoke",
+                       trials=2, out=str(tmp_path), threads=1, progress=False, lut=TINY_LUT, study="lat")
+    summary = run_search(cfg)
+    assert summary["best"]["latency_ms"] <= round(median, 3)
