@@ -335,6 +335,42 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lut_export_blocks(args: argparse.Namespace) -> int:
+    from .cost.latency import export_blocks
+    from .space import load_space
+
+    out = export_blocks(load_space(args.space), args.format, args.out, max_entries=args.max_entries,
+                        networks=args.networks, seed=args.seed)
+    print(f"wrote {out}/manifest.json, models/ and ghostnas_runner.py. On the device (numpy + "
+          f"{'onnxruntime' if args.format == 'onnx' else 'ai-edge-litert'}, no torch):\n"
+          f"  python ghostnas_runner.py {out.name} --threads 1\n"
+          f"then copy the folder back and run: ghostnas lut import {out} --out my-device.csv")
+    return 0
+
+
+def cmd_lut_import(args: argparse.Namespace) -> int:
+    from .cost.latency import import_measurements
+
+    model = import_measurements(args.folder, args.out)
+    cal = model.meta.get("calibration", {})
+    info = {"lut": args.out, "entries": len(model.rows), "backend": model.meta["backend"],
+            "device": model.meta["device"].get("cpu"), "calibration": {k: cal.get(k) for k in ("a", "b")}}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"{info['entries']} entries from {info['device']} ({info['backend']}) -> {args.out}")
+    return 0
+
+
+def cmd_lut_adb(args: argparse.Namespace) -> int:
+    from .cost.adb import run_adb
+
+    out = run_adb(args.folder, serial=args.serial, threads=args.threads, warmup=args.warmup,
+                  runs=args.runs, binary=args.binary)
+    print(f"timed on the phone -> {out}; next: ghostnas lut import {args.folder} --out my-phone.csv")
+    return 0
+
+
 def cmd_lut_predict(args: argparse.Namespace) -> int:
     from .arch import load_arch
     from .cost.latency import LatencyModel, arch_entries
@@ -477,6 +513,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--seed", type=int, default=1234)
     json_flag(p)
+    p = add(lut, "export-blocks", cmd_lut_export_blocks,
+            "write one model per LUT entry + a torch-free runner, to time on another device")
+    p.add_argument("--space", default="ghostnet")
+    p.add_argument("--format", default="onnx", choices=["onnx", "tflite"])
+    p.add_argument("--max-entries", type=int, help="a stratified sample of this many entries")
+    p.add_argument("--networks", type=int, default=16, help="whole networks for calibration (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder to copy to the device")
+    p = add(lut, "import", cmd_lut_import, "make a LUT from a device's measured.csv (runner output)")
+    p.add_argument("folder", help="the export-blocks folder, back from the device")
+    p.add_argument("--out", required=True, help="LUT CSV to write")
+    json_flag(p)
+    p = add(lut, "adb", cmd_lut_adb, "time an export-blocks --format tflite folder on an Android phone "
+            "with TFLite's benchmark_model over adb")
+    p.add_argument("folder")
+    p.add_argument("--serial", help="adb device serial (default: the only one)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--binary", default="/data/local/tmp/benchmark_model",
+                   help="benchmark_model path on the phone")
     p = add(lut, "predict", cmd_lut_predict, "predicted latency of one architecture")
     p.add_argument("arch")
     p.add_argument("--lut", required=True)

@@ -97,3 +97,82 @@ def test_search_with_latency_budget(tmp_path):
                        trials=2, out=str(tmp_path), threads=1, progress=False, lut=TINY_LUT, study="lat")
     summary = run_search(cfg)
     assert summary["best"]["latency_ms"] <= round(median, 3)
+
+
+# benchmark_model's summary lines, in the format its documentation shows
+BENCHMARK_OUTPUT = """\
+STARTING!
+Num runs: [50]
+Num threads: [1]
+Loaded model /data/local/tmp/ghostnas/e00001.tflite
+The input model file size (MB): 0.0123
+Initialized session in 5.685ms.
+Running benchmark for at least 10 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+count=36 first=18535 curr=14089 min=13880 max=15287 avg=14462.3 std=269
+
+Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+count=50 first=14431 curr=14089 min=13880 max=15287 avg=14154.9 std=269
+
+Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 14462.3, Inference (avg): 14154.9
+"""
+
+
+def test_benchmark_model_parser():
+    from ghostnas.cost.adb import parse_benchmark_model
+
+    t = parse_benchmark_model(BENCHMARK_OUTPUT)
+    assert t["median_ms"] == pytest.approx(14.1549) and t["runs"] == 50
+    assert t["p10_ms"] == pytest.approx(13.88) and t["p90_ms"] == pytest.approx(15.287)
+    with pytest.raises(GhostNASError, match="no timings"):
+        parse_benchmark_model("ERROR: Could not open model")
+
+
+def test_device_runner_without_torch_and_import(tmp_path):
+    """export-blocks -> the copied runner in a Python where torch cannot be imported -> import."""
+    import subprocess
+    import sys
+
+    from ghostnas.cost.latency import export_blocks, import_measurements
+
+    folder = export_blocks(load_space("tiny"), "onnx", tmp_path / "dev", max_entries=12, networks=3,
+                           log=lambda m: None)
+    code = ("import sys, runpy; sys.modules['torch'] = None; "
+            f"sys.argv = ['r', {str(folder)!r}, '--runs', '3', '--warmup', '1']; "
+            f"runpy.run_path({str(folder / 'ghostnas_runner.py')!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-800:]
+    model = import_measurements(folder, tmp_path / "dev.csv")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert len(model.rows) == len(manifest["entries"]) and "calibration" in model.meta
+    assert model.meta["device"]["runtime"] == "onnxruntime"
+
+
+def test_adb_flow_with_a_fake_adb(tmp_path, monkeypatch):
+    """The host-driven flow against a stand-in `adb` that answers like a phone."""
+    import json as _json
+    import os
+
+    from ghostnas.cost.adb import run_adb
+
+    folder = tmp_path / "phone"
+    (folder / "models").mkdir(parents=True)
+    (folder / "models" / "e00000.tflite").write_bytes(b"tflite")
+    key = "stem|in:64x64x3|out:8"
+    (folder / "manifest.json").write_text(_json.dumps({"format": "tflite", "space": "tiny", "space_name": "tiny",
+        "resolution": 64, "entries": [{"key": key, "file": "models/e00000.tflite", "input_shape": [1, 3, 64, 64]}]}))
+    out_file = tmp_path / "bench.txt"
+    out_file.write_text(BENCHMARK_OUTPUT)
+    fake = tmp_path / "bin" / "adb"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n"
+                    'case "$*" in\n'
+                    '  *getprop*) echo Pixel-Test ;;\n'
+                    '  *cpuinfo*) echo "Hardware : Test SoC" ;;\n'
+                    f'  *benchmark_model*) cat {out_file} ;;\n'
+                    "esac\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    measured = run_adb(folder, threads=1)
+    rows = measured.read_text().splitlines()
+    assert rows[1].startswith(key) and "14.1549" in rows[1]
+    assert "Pixel-Test" in _json.loads((folder / "device.json").read_text())["cpu"]

@@ -331,18 +331,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     from ..machine import describe
 
     out = Path(out)
-    entries = space_entries(space)
-    if max_entries and len(entries) > max_entries:
-        # stratified: every stem/final/head entry, blocks sampled evenly per (h, stride) position
-        fixed = [e for e in entries if e.kind != "block"]
-        blocks = [e for e in entries if e.kind == "block"]
-        rng = random.Random(seed)
-        by_pos: dict[tuple, list[Entry]] = {}
-        for e in blocks:
-            by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
-        per = max(1, (max_entries - len(fixed)) // len(by_pos))
-        sampled = [x for group in by_pos.values() for x in rng.sample(group, min(per, len(group)))]
-        entries = fixed + sampled
+    entries = select_entries(space, max_entries, seed)
     meta_path = Path(str(out) + ".meta.json")
     if out.exists():
         data = out.read_bytes()
@@ -403,11 +392,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
         for _ in range(calibrate):
             arch = space.to_arch(space.sample(rng))
             points.append((model.predict_sum(arch), measure_arch(arch, backend, threads)))
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        mx, my = statistics.mean(xs), statistics.mean(ys)
-        var = sum((x - mx) ** 2 for x in xs)
-        a = sum((x - mx) * (y - my) for x, y in points) / var if var > 0 else my / mx
-        meta["calibration"] = {"a": a, "b": my - a * mx, "points": [[round(x, 4), round(y, 4)] for x, y in points]}
+        meta["calibration"] = fit_calibration(model, points)
         atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
         model = LatencyModel(model.rows, meta, out)
     return model
@@ -437,3 +422,114 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
     return {"n": n, "mape": statistics.mean(errs), "within_5pct": sum(e <= 0.05 for e in errs) / n,
             "within_10pct": sum(e <= 0.10 for e in errs) / n, "kendall_tau": float(tau),
             "backend": backend, "threads": threads, "lut": str(model.path), "per_arch": per_arch}
+
+
+# ---- measuring on another device ----------------------------------------------------------------
+
+def select_entries(space, max_entries: int | None, seed: int) -> list[Entry]:
+    """All of the space's entries, or a stratified sample: every stem/final/head entry, blocks
+    sampled evenly per network position (input size, stride, identity or projection shortcut)."""
+    entries = space_entries(space)
+    if not max_entries or len(entries) <= max_entries:
+        return entries
+    fixed = [e for e in entries if e.kind != "block"]
+    rng = random.Random(seed)
+    by_pos: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        if e.kind == "block":
+            by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
+    per = max(1, (max_entries - len(fixed)) // len(by_pos))
+    return fixed + [x for group in by_pos.values() for x in rng.sample(group, min(per, len(group)))]
+
+
+def export_blocks(space, fmt: str, out: "str | os.PathLike[str]", max_entries: int | None = None,
+                  networks: int = 16, seed: int = 0, log: Callable[[str], None] = print) -> Path:
+    """One small model per entry (and ``networks`` random whole networks for calibration) plus a
+    manifest and the torch-free runner, for timing on a device."""
+    import shutil
+
+    import torch
+
+    from ..export import export_onnx, export_tflite
+    from ..io import atomic_write_text
+    from ..nn.ghostnet import create_model
+
+    if fmt not in ("onnx", "tflite"):
+        raise GhostNASError(f"unknown format {fmt!r}; use onnx or tflite")
+    out = Path(out)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    writer = export_onnx if fmt == "onnx" else export_tflite
+    entries = select_entries(space, max_entries, seed)
+    log(f"exporting {len(entries)} entries and {networks} networks as {fmt} to {out}")
+    manifest: dict[str, Any] = {"format": fmt, "space": space.source, "space_name": space.name,
+                                "resolution": space.resolution, "entries": [], "networks": []}
+    for n, e in enumerate(entries):
+        module, shape = entry_module(e)
+        path = out / "models" / f"e{n:05d}.{fmt}"
+        if not path.exists():
+            writer(module, torch.zeros(*shape), path)
+        manifest["entries"].append({"key": e.key, "file": str(path.relative_to(out)), "input_shape": list(shape)})
+    rng = random.Random(seed + 1)
+    for n in range(networks):
+        arch = space.to_arch(space.sample(rng))
+        path = out / "models" / f"net{n:03d}.{fmt}"
+        shape = (1, 3, arch.resolution, arch.resolution)
+        if not path.exists():
+            writer(create_model(arch).eval(), torch.zeros(*shape), path)
+        manifest["networks"].append({"key": "net|" + ",".join(x.key for x in arch_entries(arch.resolve())),
+                                     "file": str(path.relative_to(out)), "input_shape": list(shape)})
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    shutil.copy(Path(__file__).resolve().parent.parent / "device_runner.py", out / "ghostnas_runner.py")
+    return out
+
+
+def fit_calibration(model: LatencyModel, points: list[tuple[float, float]]) -> dict[str, Any]:
+    """Least squares whole = a * sum + b over (sum of entries, measured whole) pairs."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    a = sum((x - mx) * (y - my) for x, y in points) / var if var > 0 else my / mx
+    return {"a": a, "b": my - a * mx, "points": [[round(x, 4), round(y, 4)] for x, y in points]}
+
+
+def import_measurements(folder: "str | os.PathLike[str]", out: "str | os.PathLike[str]") -> LatencyModel:
+    """Turn a device's ``measured.csv`` (from the runner) into a LUT with metadata and calibration."""
+    from ..io import atomic_write, atomic_write_text
+
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        device = json.loads((folder / "device.json").read_text())
+        with open(folder / "measured.csv", newline="") as fh:
+            measured = [r for r in csv.DictReader(fh) if r.get("runs")]
+    except (OSError, json.JSONDecodeError, csv.Error) as exc:
+        raise GhostNASError(f"{folder}: needs manifest.json, device.json and measured.csv from the "
+                            f"runner ({exc})") from None
+    rows, nets = {}, []
+    for r in measured:
+        if r["key"].startswith("net|"):
+            nets.append(r)
+            continue
+        e = Entry.from_key(r["key"])
+        rows[e.key] = {"key": e.key, "kind": e.kind, **e.features(),
+                       **{k: float(r[k]) for k in ("median_ms", "p10_ms", "p90_ms", "runs")}}
+    out = Path(out)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=COLUMNS)
+            w.writeheader()
+            w.writerows(rows.values())
+
+    atomic_write(out, write)
+    meta = {"format": LUT_FORMAT, "space": manifest["space"], "space_name": manifest["space_name"],
+            "resolution": manifest["resolution"], "backend": device["runtime"],
+            "backend_version": device["runtime_version"], "threads": device["threads"], "device": device,
+            "overhead_ms": 0.0, "entries_in_space": None, "imported_from": str(folder)}
+    model = LatencyModel(read_rows(out), meta, out)
+    if len(nets) >= 2:
+        points = [(sum(model.entry_ms(Entry.from_key(k))[0] for k in n["key"][4:].split(",")),
+                   float(n["median_ms"])) for n in nets]
+        meta["calibration"] = fit_calibration(model, points)
+    atomic_write_text(Path(str(out) + ".meta.json"), json.dumps(meta, indent=1) + "\n")
+    return LatencyModel(model.rows, meta, out)
