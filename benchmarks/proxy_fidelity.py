@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--n-random", type=int, default=20)
     ap.add_argument("--data", default="mnist5k")
     ap.add_argument("--out", default="results/benchmarks")
+    ap.add_argument("--report-only", action="store_true", help="summarise the rows measured so far")
     args = ap.parse_args()
     out = Path(args.out)
     csv_path = out / "proxy_fidelity.csv"
@@ -56,7 +57,8 @@ def main() -> None:
     mean, std = data.stats()
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
     yb = data.y_train[:64]
-    for name, arch in candidates(args.n_random):
+    target = 3 + args.n_random
+    for name, arch in ([] if args.report_only else candidates(args.n_random)):
         if any(r["name"] == name for r in rows):
             continue
         cost = count(arch)
@@ -89,12 +91,15 @@ def main() -> None:
     lines = [
         "# Proxy fidelity (benchmarks/proxy_fidelity.py)", "",
         f"{len(df)} networks (3 paper GhostNets + {len(df) - 3} random Archs of the default space with "
-        f"40-300M MACs) on `{args.data}`; {m['cpu']}, {m['cores']} cores, {summary['machine']['threads']} "
+        f"40-300M MACs{'' if len(df) >= target else f'; PARTIAL: {len(df)} of {target} measured, rerun to finish'}) on `{args.data}`; {m['cpu']}, {m['cores']} cores, {summary['machine']['threads']} "
         f"torch threads, torch {m.get('torch')} CPU, {m['date']}.", "",
         f"- proxy: {proxy.epochs} epochs on {proxy.train_subset} training images at {proxy.resolution} px, "
         f"batch {proxy.batch_size}, SGD lr {proxy.lr} cosine, seed {proxy.seed}; median "
         f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network",
-        f"- long (reference): {long.epochs} epochs on all training images (10x the images seen)", "",
+        f"- long (reference): {long.epochs} epochs on all training images (10x the images seen)",
+        f"- long-training accuracy spans {df.long_acc.min():.3f}-{df.long_acc.max():.3f} (sd {df.long_acc.std():.4f}); "
+        f"one validation image is 0.001, the binomial standard error at 0.96 on {len(data.y_val)} images is "
+        f"{(0.96 * 0.04 / len(data.y_val)) ** 0.5:.4f}", "",
         "| ranker | Kendall tau vs long training |", "|---|---|"]
     for k, v in summary["kendall_tau_vs_long"].items():
         lines.append(f"| {k} | {v:.3f} |")

@@ -42,13 +42,19 @@ def main() -> None:
     ap.add_argument("--data", default="digits")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="results/benchmarks")
+    ap.add_argument("--report-only", action="store_true", help="summarise the studies finished so far")
     args = ap.parse_args()
     budget = parse_budget(args.budget).limit
-    rows = []
+    csv_path = Path(args.out) / "search_vs_random.csv"
+    rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
     for pareto, arms in ((False, ("tpe", "random")), (True, ("nsga2", "random"))):
         for seed in args.seeds:
             for sampler in arms:
                 study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}"
+                objective = "pareto" if pareto else "single"
+                if args.report_only or any(r["objective"] == objective and r["sampler"] == sampler
+                                           and r["seed"] == seed for r in rows):
+                    continue
                 t = time.perf_counter()
                 cfg = SearchConfig(budgets=(args.budget,), data=args.data, trials=args.trials, seed=seed,
                                    sampler=sampler, pareto=pareto, study=study, threads=args.threads,
@@ -75,7 +81,8 @@ def main() -> None:
         return f"{statistics.mean(vals):.4f} ± {sd:.4f}"
 
     lines = ["# Guided vs random search (benchmarks/search_vs_random.py)", "",
-             f"Budget {args.budget}, {args.trials} evaluated trials per study, seeds {args.seeds}, data "
+             f"Budget {args.budget}, {args.trials} evaluated trials per study, seeds {args.seeds} "
+             f"({len(df)} of {4 * len(args.seeds)} studies finished), data "
              f"`{args.data}`, default proxy protocol; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
              "| objective | sampler | best proxy acc (mean ± sd) | best found, baseline excluded | hypervolume |",
