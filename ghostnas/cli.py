@@ -405,12 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    def group(name: str, help: str):
+        actions = sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", metavar="ACTION")
+        actions.required = True
+        return actions
+
     def json_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
-    arch = sub.add_parser("arch", help="show, list and sample architectures").add_subparsers(
-        dest="arch_command", metavar="ACTION")
-    arch.required = True
+    arch = group("arch", "show, list and sample architectures")
     p = add(arch, "show", cmd_arch_show, "block table with per-block params and MACs")
     p.add_argument("arch", help="registered name (paper-0.5x, paper-1.0x, paper-1.3x) or arch JSON")
     p.add_argument("--resolution", type=int, help="input size to count at (default: the Arch's)")
@@ -424,9 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the arch JSON here")
     json_flag(p)
 
-    space = sub.add_parser("space", help="inspect search spaces").add_subparsers(
-        dest="space_command", metavar="ACTION")
-    space.required = True
+    space = group("space", "inspect search spaces")
     p = add(space, "show", cmd_space_show, "labels, choices and size of a search space")
     p.add_argument("space", nargs="?", help="space YAML or shipped name (default: ghostnet)")
     json_flag(p)
@@ -493,9 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="a state_dict file to export with the model")
     json_flag(p)
 
-    lut = sub.add_parser("lut", help="latency lookup tables: build on a device, check, predict").add_subparsers(
-        dest="lut_command", metavar="ACTION")
-    lut.required = True
+    lut = group("lut", "latency lookup tables: build on a device, check, predict")
     p = add(lut, "build", cmd_lut_build, "measure a space's block entries on this machine (resumable)")
     p.add_argument("--space", default="ghostnet")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
@@ -539,9 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lut", required=True)
     json_flag(p)
 
-    results = sub.add_parser("results", help="tables and summaries of studies").add_subparsers(
-        dest="results_command", metavar="ACTION")
-    results.required = True
+    results = group("results", "tables and summaries of studies")
     p = add(results, "show", cmd_results_show, "summary and best trials of a study")
     p.add_argument("--study", help="study name (default: the most recent under --out)")
     p.add_argument("--out", default="results/runs")

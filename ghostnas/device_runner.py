@@ -71,6 +71,8 @@ def tflite_runner(path: Path, shape: list[int], threads: int):
 
 
 def time_it(run, warmup: int, runs: int) -> dict:
+    """Median and spread (p10, p90) in ms after warm-up; the median ignores outliers
+    (preemption, page faults)."""
     for _ in range(warmup):
         run()
     times = []

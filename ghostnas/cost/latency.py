@@ -256,20 +256,6 @@ def entry_module(entry: Entry):
     return Head().eval(), (1, entry.cin, 7, 7)
 
 
-def _timings(run: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    # the median ignores outliers (preemption, page faults); p10/p90 report the spread
-    return {"median_ms": statistics.median(times), "p10_ms": times[len(times) // 10],
-            "p90_ms": times[min(len(times) - 1, len(times) * 9 // 10)], "runs": len(times)}
-
-
 def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> Callable[[], Any]:
     import torch
 
@@ -310,7 +296,9 @@ def backend_version(backend: str) -> str:
 
 
 def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats: int = 30) -> dict[str, float]:
-    return _timings(make_runner(module, shape, backend, threads), warmup, repeats)
+    from ..device_runner import time_it  # the one timing loop, shared with devices
+
+    return time_it(make_runner(module, shape, backend, threads), warmup, repeats)
 
 
 def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 20) -> float:
