@@ -104,11 +104,8 @@ def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
 
 
 def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        return v
-    return v
+    """numpy scalar -> Python scalar, for JSON."""
+    return v.item() if hasattr(v, "item") else v
 
 
 def ranked(df: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .arch import Arch, load_arch
 from .data import Dataset, augment, prepare
 from .errors import GhostNASError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write
 from .nn.ghostnet import create_model
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ghostnas import Arch, Block, GhostNASError, count, load_arch, paper_arch, save_arch
+from ghostnas import Arch, GhostNASError, count, load_arch, paper_arch, save_arch
 from ghostnas.arch import PAPER_TABLE, make_divisible
 
 

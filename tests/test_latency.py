@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from ghostnas import GhostNASError, paper_arch
-from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut, read_rows,
+from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, read_rows,
                                    space_entries)
 from ghostnas.space import load_space
 

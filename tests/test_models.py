@@ -1,7 +1,6 @@
 """The built torch model against the analytic counts, the authors' layout and an independent
 functional re-implementation written from the paper's description."""
 
-import math
 import random
 
 import pytest

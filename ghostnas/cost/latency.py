@@ -115,7 +115,7 @@ def space_entries(space) -> list[Entry]:
             seen.setdefault(e.key, e)
         h = conv_out(res, 3, 2)
         prev_outs = {space.stem}
-        for i, st in enumerate(space.stages):
+        for st in space.stages:
             for j in range(max(st.depth)):
                 stride = st.stride if j == 0 else 1
                 cins = prev_outs if j == 0 else {st.out[j - 1]}

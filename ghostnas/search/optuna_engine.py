@@ -13,7 +13,6 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..errors import GhostNASError
 from ..space import Labels, SearchSpace
