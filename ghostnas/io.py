@@ -16,6 +16,9 @@ def atomic_write(path: "str | os.PathLike[str]", write: Callable[[Path], None]) 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; results should read like any file
     try:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:

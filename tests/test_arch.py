@@ -90,3 +90,15 @@ def test_arch_module_is_torch_free():
     code = ("import sys, ghostnas; from ghostnas.space import load_space; "
             "ghostnas.count(load_space().sample_arch(0)); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from ghostnas.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "x.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+    assert not list(tmp_path.glob(".x.json.*"))  # no temp file left behind
