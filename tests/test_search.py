@@ -164,3 +164,26 @@ def test_export_best_and_names(capsys, tmp_path):
     assert code == 0 and report["num_classes"] == 7
     code = main(["export", "paper-0.5x", "--format", "gif", "--out", str(tmp_path / "q")])
     assert code == 2 and "unknown format" in capsys.readouterr().err
+
+
+def test_pareto_search_records_both_objectives(tmp_path):
+    summary = run_search(tiny_config(tmp_path, pareto=True, trials=3, study="p"))
+    run = tmp_path / "p"
+    df = pd.read_csv(run / "trials.csv")
+    assert (df.state == "complete").sum() == 3  # multi-objective: nothing is pruned
+    front = pd.read_csv(run / "pareto.csv")
+    assert 1 <= len(front) <= 3
+    # no trial on the front is beaten on both accuracy and MACs by another complete trial
+    for _, f in front.iterrows():
+        assert not ((df.val_acc > f.val_acc) & (df.macs < f.macs)).any()
+    assert summary["best"]["macs"] <= 3e6
+
+
+def test_prefilter_enqueues_zero_cost_winners(tmp_path):
+    from ghostnas.results import load_study
+
+    run_search(tiny_config(tmp_path, prefilter=6, trials=3, study="z"))
+    trials = load_study(tmp_path / "z").trials
+    scored = [t for t in trials if "prefilter" in t.user_attrs]
+    assert scored and all(t.user_attrs["prefilter"].startswith("naswot=") for t in scored)
+    assert all(t.user_attrs["macs"] <= 3e6 for t in scored)
