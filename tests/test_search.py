@@ -187,3 +187,39 @@ def test_prefilter_enqueues_zero_cost_winners(tmp_path):
     scored = [t for t in trials if "prefilter" in t.user_attrs]
     assert scored and all(t.user_attrs["prefilter"].startswith("naswot=") for t in scored)
     assert all(t.user_attrs["macs"] <= 3e6 for t in scored)
+
+
+def _search_args(tmp_path, study, trials):
+    return [sys.executable, "-m", "ghostnas", "search", "--budget", "3MFLOPs", "--space", "tiny",
+            "--data", "digits", "--protocol", "smoke", "--epochs", "2", "--trials", str(trials),
+            "--out", str(tmp_path), "--study", study, "--threads", "1", "--json"]
+
+
+def test_ctrl_c_stops_cleanly_keeping_finished_trials(tmp_path):
+    proc = subprocess.Popen(_search_args(tmp_path, "c", 50), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    csv_path = tmp_path / "c" / "trials.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (csv_path.exists() and len(pd.read_csv(csv_path)) >= 1):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    df = pd.read_csv(csv_path)
+    assert len(df[df.state.isin(["complete", "pruned"])]) >= 1
+    assert not (df.state == "running").any()
+
+
+def test_two_processes_cooperate_on_one_study(tmp_path):
+    procs = [subprocess.Popen(_search_args(tmp_path, "shared", 6), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-500:]
+    from ghostnas.results import load_study
+
+    trials = load_study(tmp_path / "shared").trials
+    evaluated = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED") and not t.user_attrs.get("rejected")]
+    workers = {t.user_attrs["worker"] for t in evaluated}
+    assert 6 <= len(evaluated) <= 7  # each worker stops at the count; at most one in flight overshoots
+    assert len(workers) == 2
