@@ -497,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     lut = group("lut", "latency lookup tables: build on a device, check, predict")
     p = add(lut, "build", cmd_lut_build, "measure a space's block entries on this machine (resumable)")
     p.add_argument("--space", default="ghostnet")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "litert"],
+                   help="litert needs the [tflite] extra")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-entries", type=int, help="measure a stratified sample of this many; the "
                    "predictor covers the rest")

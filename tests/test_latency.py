@@ -176,3 +176,11 @@ def test_adb_flow_with_a_fake_adb(tmp_path, monkeypatch):
     rows = measured.read_text().splitlines()
     assert rows[1].startswith(key) and "14.1549" in rows[1]
     assert "Pixel-Test" in _json.loads((folder / "device.json").read_text())["cpu"]
+
+
+def test_litert_backend_when_installed(tmp_path):
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_litert")
+    model = build_lut(load_space("tiny"), "litert", tmp_path / "l.csv", max_entries=8, calibrate=0,
+                      log=lambda m: None)
+    assert len(model.rows) >= 6 and all(r["median_ms"] > 0 for r in model.rows.values())

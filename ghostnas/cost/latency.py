@@ -281,8 +281,18 @@ def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> C
         session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
         feed = {"input": x.numpy()}
         return lambda: session.run(None, feed)
-    raise GhostNASError(f"unknown latency backend {backend!r}; use torch or onnxruntime "
-                        "(litert and adb: not yet)")
+    if backend == "litert":  # converted with litert-torch, run by ai-edge-litert (XNNPACK)
+        import tempfile
+
+        from ..device_runner import tflite_runner
+        from ..export import export_tflite
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "entry.tflite"
+            export_tflite(module, x, path)
+            return tflite_runner(path, list(shape), threads)  # the interpreter keeps the model loaded
+    raise GhostNASError(f"unknown latency backend {backend!r}; use torch, onnxruntime or litert "
+                        "(phones: `lut export-blocks --format tflite` + `lut adb`)")
 
 
 def backend_version(backend: str) -> str:
@@ -290,6 +300,10 @@ def backend_version(backend: str) -> str:
         import onnxruntime
 
         return onnxruntime.__version__
+    if backend == "litert":
+        from importlib.metadata import version
+
+        return f"ai-edge-litert {version('ai-edge-litert')}, litert-torch {version('litert-torch')}"
     import torch
 
     return torch.__version__
