@@ -161,7 +161,8 @@ def run_optuna(ctx: Context) -> None:
     if n_existing == 0:
         base = baseline(ctx)
         if base is not None:
-            study.enqueue_trial(base[1], user_attrs={"baseline": True})
+            # skip_if_exists: a second worker starting on the same new study does not queue it twice
+            study.enqueue_trial(base[1], user_attrs={"baseline": True}, skip_if_exists=True)
         if cfg.prefilter:
             sampler = study.sampler
             prefilter(ctx, study, getattr(sampler, "_n_startup_trials", 10))
