@@ -145,27 +145,34 @@ def _keep_best_weights(study, weights_dir: Path) -> None:
             f.unlink(missing_ok=True)
 
 
+def prepare_study(ctx: Context, pruner=None):
+    """Open the run's study for this worker: fail trials of dead local workers, seed the sampler
+    afresh per (re)start so a resumed study does not replay its first proposals, and queue the
+    baseline on a new study. Returns (study, is_new)."""
+    optuna = _optuna()
+    probe = open_study(ctx)
+    fail_lost_trials(probe)
+    n_existing = len(probe.trials)
+    others_running = any(t.state == optuna.trial.TrialState.RUNNING for t in probe.trials)
+    seed = ctx.config.seed + 1_000_003 * n_existing + (os.getpid() if others_running else 0)
+    study = open_study(ctx, make_sampler(ctx, seed), pruner)
+    if n_existing == 0:
+        base = baseline(ctx)
+        if base is not None:
+            # skip_if_exists: a second worker starting on the same new study does not queue it twice
+            study.enqueue_trial(base[1], user_attrs={"baseline": True}, skip_if_exists=True)
+    return study, n_existing == 0
+
+
 def run_optuna(ctx: Context) -> None:
     optuna = _optuna()
     from ..results import write_results
     from ..train import TrainingFailed
 
     cfg = ctx.config
-    probe = open_study(ctx)
-    fail_lost_trials(probe)
-    n_existing = len(probe.trials)
-    others_running = any(t.state == optuna.trial.TrialState.RUNNING for t in probe.trials)
-    # a fresh sampler seed per (re)start, so a resumed study does not replay its first proposals
-    seed = cfg.seed + 1_000_003 * n_existing + (os.getpid() if others_running else 0)
-    study = open_study(ctx, make_sampler(ctx, seed), make_pruner(ctx))
-    if n_existing == 0:
-        base = baseline(ctx)
-        if base is not None:
-            # skip_if_exists: a second worker starting on the same new study does not queue it twice
-            study.enqueue_trial(base[1], user_attrs={"baseline": True}, skip_if_exists=True)
-        if cfg.prefilter:
-            sampler = study.sampler
-            prefilter(ctx, study, getattr(sampler, "_n_startup_trials", 10))
+    study, is_new = prepare_study(ctx, make_pruner(ctx))
+    if is_new and cfg.prefilter:
+        prefilter(ctx, study, getattr(study.sampler, "_n_startup_trials", 10))
     weights_dir = ctx.run_dir / "weights"
     weights_dir.mkdir(exist_ok=True)
     deadline = time.time() + cfg.timeout if cfg.timeout else None

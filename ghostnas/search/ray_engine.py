@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .optuna_engine import (_optuna, counts_as_trial, fail_lost_trials, make_sampler, open_study,
-                            suggest_labels)
-from .runner import MAX_REJECTIONS, WORKER, Context, baseline
+from .optuna_engine import _optuna, counts_as_trial, prepare_study, suggest_labels
+from .runner import MAX_REJECTIONS, WORKER, Context
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
@@ -160,14 +159,7 @@ def run_ray(ctx: Context) -> None:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     cfg = ctx.config
-    probe = open_study(ctx)
-    fail_lost_trials(probe)
-    n_existing = len(probe.trials)
-    study = open_study(ctx, make_sampler(ctx, cfg.seed + 1_000_003 * n_existing))
-    if n_existing == 0:
-        base = baseline(ctx)
-        if base is not None:
-            study.enqueue_trial(base[1], user_attrs={"baseline": True})
+    study, _ = prepare_study(ctx)  # early stopping is ASHA's, not an Optuna pruner
     n_new = cfg.trials - sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
     if n_new <= 0:
         return
