@@ -20,7 +20,7 @@ import torch
 from scipy.stats import kendalltau
 
 from ghostnas import count, load_arch
-from ghostnas.data import load_data, prepare
+from ghostnas.data import DEFAULT_DATA, load_data, prepare
 from ghostnas.io import atomic_write, atomic_write_text
 from ghostnas.machine import describe
 from ghostnas.space import load_space
@@ -44,12 +44,13 @@ def candidates(n_random: int):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-random", type=int, default=20)
-    ap.add_argument("--data", default="mnist5k")
+    ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--report-only", action="store_true", help="summarise the rows measured so far")
     args = ap.parse_args()
     out = Path(args.out)
-    csv_path = out / "proxy_fidelity.csv"
+    stem = "proxy_fidelity" + ("" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}")
+    csv_path = out / f"{stem}.csv"
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
     rows = done.to_dict("records")
     data = load_data(args.data)
@@ -86,8 +87,9 @@ def main() -> None:
                "proxy_seconds_median": float(df.proxy_s.median()),
                "proxy_seconds_max": float(df.proxy_s.max()),
                "zero_cost_seconds_max": {m: float(df[f"{m}_s"].max()) for m in SCORERS}}
-    atomic_write_text(out / "proxy_fidelity.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     m = summary["machine"]
+    acc = float(df.long_acc.mean())
     lines = [
         "# Proxy fidelity (benchmarks/proxy_fidelity.py)", "",
         f"{len(df)} networks (3 paper GhostNets + {len(df) - 3} random Archs of the default space with "
@@ -98,13 +100,13 @@ def main() -> None:
         f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network",
         f"- long (reference): {long.epochs} epochs on all training images (10x the images seen)",
         f"- long-training accuracy spans {df.long_acc.min():.3f}-{df.long_acc.max():.3f} (sd {df.long_acc.std():.4f}); "
-        f"one validation image is 0.001, the binomial standard error at 0.96 on {len(data.y_val)} images is "
-        f"{(0.96 * 0.04 / len(data.y_val)) ** 0.5:.4f}", "",
+        f"one validation image is {1 / len(data.y_val):.3f}; the binomial standard error at the mean "
+        f"({acc:.3f}) on {len(data.y_val)} images is {(acc * (1 - acc) / len(data.y_val)) ** 0.5:.4f}", "",
         "| ranker | Kendall tau vs long training |", "|---|---|"]
     for k, v in summary["kendall_tau_vs_long"].items():
         lines.append(f"| {k} | {v:.3f} |")
-    lines += ["", "Per network: `proxy_fidelity.csv`."]
-    atomic_write_text(out / "proxy_fidelity.md", "\n".join(lines) + "\n")
+    lines += ["", f"Per network: `{stem}.csv`."]
+    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -300,7 +300,9 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     log = (lambda msg: print(msg, file=_sys.stderr)) if args.json else print
     model = build_lut(space, args.backend, args.out, threads=args.threads, max_entries=args.max_entries,
-                      calibrate=args.calibrate, seed=args.seed, progress=_sys.stderr.isatty() and not args.json,
+                      calibrate=args.calibrate, seed=args.seed, clock=args.clock,
+                      reference=not args.no_reference,
+                      progress=_sys.stderr.isatty() and not args.json,
                       log=log)
     info = {"lut": args.out, "entries": len(model.rows), "backend": args.backend, "threads": args.threads,
             "calibration": {k: v for k, v in model.meta.get("calibration", {}).items() if k != "points"}}
@@ -505,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", type=int, default=16, help="random networks timed end to end to fit "
                    "whole = a * sum + b (default 16)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
+                   help="auto (default): the thread's CPU time at 1 thread (immune to other processes), "
+                   "wall time otherwise")
+    p.add_argument("--no-reference", action="store_true", help="time entries alone instead of as "
+                   "ratios to a reference block (the default cancels machine speed drift)")
     p.add_argument("--out", required=True, help="CSV file (metadata goes to FILE.meta.json)")
     json_flag(p)
     p = add(lut, "check", cmd_lut_check, "predicted vs measured end-to-end latency on random Archs")

@@ -38,6 +38,16 @@ def test_mnist5k_embedded_and_seeded():
     assert torch.bincount(a.y_val).tolist() == [100] * 10  # stratified
 
 
+def test_mnist5k_clutter_is_fixed_and_keeps_each_digit():
+    plain, a, b = load_data("mnist5k"), load_data("mnist5k-clutter"), load_data("mnist5k-clutter")
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_val, plain.y_val)
+    assert a.x_train.shape[-2:] == (36, 36) and a.x_val.shape[0] == 1000
+    digit = plain.x_train[0, 0]  # the digit's full ink survives somewhere on the canvas
+    canvas = a.x_train[0, 0]
+    assert any(torch.all(canvas[r:r + 28, c:c + 28] >= digit) for r in range(9) for c in range(9))
+    assert (canvas > 0).sum() > (digit > 0).sum()  # and there is clutter besides
+
+
 def test_digits():
     d = load_data("digits")
     assert d.num_classes == 10 and len(d.y_train) + len(d.y_val) == 1797

@@ -41,6 +41,27 @@ def test_build_resumes_without_remeasuring(tmp_path):
         build_lut(space, "onnxruntime", out, max_entries=12, calibrate=0, log=lambda m: None)
 
 
+def test_referenced_timing_cancels_machine_speed_drift():
+    import time
+
+    from ghostnas.device_runner import resolve_clock, time_it
+
+    calls = [0]
+
+    def slow_then_fast(ms):  # the machine halves and doubles its speed every few calls
+        def run():
+            calls[0] += 1
+            time.sleep(ms * (1 + (calls[0] // 7) % 2) / 1e3)
+        return run
+
+    stats = time_it(slow_then_fast(4), 2, 12, "wall", slow_then_fast(2), reference_ms=1.0)
+    assert stats["median_ms"] == pytest.approx(2.0, rel=0.15)  # 4 ms / 2 ms, whatever the speed
+    assert stats["raw_median_ms"] > 3.5
+    assert resolve_clock("auto", 1) == "cpu" and resolve_clock("auto", 4) == "wall"
+    with pytest.raises(ValueError, match="unknown clock"):
+        resolve_clock("tsc", 1)
+
+
 def test_corrupt_lut_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
@@ -145,6 +166,7 @@ def test_device_runner_without_torch_and_import(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert len(model.rows) == len(manifest["entries"]) and "calibration" in model.meta
     assert model.meta["device"]["runtime"] == "onnxruntime"
+    assert model.meta["clock"] == "cpu" and model.meta["reference"]["ms"] > 0  # timed against it
 
 
 def test_adb_flow_with_a_fake_adb(tmp_path, monkeypatch):

@@ -309,30 +309,63 @@ def backend_version(backend: str) -> str:
     return torch.__version__
 
 
-def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats: int = 30) -> dict[str, float]:
-    from ..device_runner import time_it  # the one timing loop, shared with devices
+# The yardstick every measurement is timed against (see device_runner.time_it): a mid-network
+# Ghost bottleneck, so its mix of 1x1, depthwise and SE work drifts like the entries do.
+REFERENCE = Entry("block", 28, 40, 120, 40, 5, 1, 32, 2, 3)
+_reference_runners: dict[tuple[str, int], Callable[[], Any]] = {}
 
-    return time_it(make_runner(module, shape, backend, threads), warmup, repeats)
+
+def reference_runner(backend: str, threads: int) -> Callable[[], Any]:
+    if (backend, threads) not in _reference_runners:
+        import torch
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            module, shape = entry_module(REFERENCE)
+            _reference_runners[backend, threads] = make_runner(module, shape, backend, threads)
+    return _reference_runners[backend, threads]
 
 
-def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 20) -> float:
+def measure_reference(backend: str, threads: int, clock: str = "auto") -> dict[str, Any]:
+    """The reference's nominal latency on this machine, recorded in a LUT's metadata."""
+    from ..device_runner import nominal_ms, resolve_clock
+
+    ms = nominal_ms(reference_runner(backend, threads), resolve_clock(clock, threads))
+    return {"entry": REFERENCE.key, "ms": ms}
+
+
+def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats: int = 30,
+            clock: str = "auto", reference_ms: float | None = None) -> dict[str, float]:
+    """Time one module; with ``reference_ms``, referenced against ``REFERENCE`` (drift-free)."""
+    from ..device_runner import resolve_clock, time_it  # the one timing loop, shared with devices
+
+    ref = reference_runner(backend, threads) if reference_ms else None
+    return time_it(make_runner(module, shape, backend, threads), warmup, repeats,
+                   resolve_clock(clock, threads), reference=ref, reference_ms=reference_ms)
+
+
+def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 20,
+                 clock: str = "auto", reference_ms: float | None = None) -> float:
     from ..nn.ghostnet import create_model
 
     model = create_model(arch).eval()
     shape = (1, 3, arch.resolution, arch.resolution)
-    return measure(model, shape, backend, threads, warmup, repeats)["median_ms"]
+    return measure(model, shape, backend, threads, warmup, repeats, clock, reference_ms)["median_ms"]
 
 
 # ---- building ---------------------------------------------------------------------------------
 
 def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int = 1,
-              max_entries: int | None = None, calibrate: int = 16, seed: int = 0,
-              progress: bool = False, log: Callable[[str], None] = print) -> LatencyModel:
+              max_entries: int | None = None, calibrate: int = 16, seed: int = 0, clock: str = "auto",
+              reference: bool = True, progress: bool = False,
+              log: Callable[[str], None] = print) -> LatencyModel:
     """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
     each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
+    from ..device_runner import resolve_clock
     from ..machine import describe
 
     out = Path(out)
+    clock = resolve_clock(clock, threads)
     entries = select_entries(space, max_entries, seed)
     meta_path = Path(str(out) + ".meta.json")
     if out.exists():
@@ -344,23 +377,32 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     todo = [e for e in entries if e.key not in done]
     if done and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if (meta.get("backend"), meta.get("threads")) != (backend, threads):
+        if (meta.get("backend"), meta.get("threads"), meta.get("clock", "wall")) != (backend, threads, clock):
             raise GhostNASError(f"{out} was measured with {meta.get('backend')}, {meta.get('threads')} "
-                                f"thread(s); resume with the same --backend/--threads or a new --out")
+                                f"thread(s), {meta.get('clock', 'wall')} clock; resume with the same "
+                                "--backend/--threads/--clock or a new --out")
     log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
         f"backend {backend}, {threads} thread(s)")
     meta = {"format": LUT_FORMAT, "space": space.source, "space_name": space.name,
             "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
-            "threads": threads, "device": describe(threads=threads), "entries_in_space": len(space_entries(space))}
+            "threads": threads, "clock": clock, "device": describe(threads=threads),
+            "entries_in_space": len(space_entries(space))}
     from ..io import atomic_write_text
 
     if done and meta_path.exists():
-        meta["overhead_ms"] = json.loads(meta_path.read_text()).get("overhead_ms")
+        old = json.loads(meta_path.read_text())
+        meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
+        if bool(meta["reference"]) != reference:
+            raise GhostNASError(f"{out} was measured {'with' if meta['reference'] else 'without'} the "
+                                "reference; resume with the same setting or a new --out")
+    elif reference:
+        meta["reference"] = measure_reference(backend, threads, clock)
+    ref_ms = (meta.get("reference") or {}).get("ms")
     if meta.get("overhead_ms") is None:
         import torch
 
         meta["overhead_ms"] = measure(torch.nn.Identity(), (1, 3, 8, 8), backend, threads,
-                                      warmup=20, repeats=200)["median_ms"]
+                                      warmup=20, repeats=200, clock=clock, reference_ms=ref_ms)["median_ms"]
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     new_file = not out.exists() or out.stat().st_size == 0
     bar = None
@@ -375,7 +417,8 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
             writer.writeheader()
         for n, e in enumerate(todo):
             module, shape = entry_module(e)
-            stats = measure(module, shape, backend, threads)
+            stats = measure(module, shape, backend, threads, clock=clock, reference_ms=ref_ms)
+            stats.pop("raw_median_ms", None)
             writer.writerow({"key": e.key, "kind": e.kind, **e.features(),
                              **{k: round(v, 5) for k, v in stats.items()}})
             fh.flush()
@@ -393,7 +436,8 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
         points = []
         for _ in range(calibrate):
             arch = space.to_arch(space.sample(rng))
-            points.append((model.predict_sum(arch), measure_arch(arch, backend, threads)))
+            points.append((model.predict_sum(arch),
+                           measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)))
         meta["calibration"] = fit_calibration(model, points)
         atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
         model = LatencyModel(model.rows, meta, out)
@@ -406,6 +450,8 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
     from scipy.stats import kendalltau
 
     backend, threads = model.meta["backend"], int(model.meta["threads"])
+    clock = model.meta.get("clock", "wall")  # the table's own clock and reference: like with like
+    ref_ms = (model.meta.get("reference") or {}).get("ms")
     rng = random.Random(seed)
     per_arch = []
     iterator: Iterator[int] = range(n)
@@ -416,14 +462,15 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
     for i in iterator:
         arch = space.to_arch(space.sample(rng))
         predicted = model.predict_arch(arch)
-        measured = measure_arch(arch, backend, threads)
+        measured = measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)
         per_arch.append({"arch": i, "predicted_ms": round(predicted, 4), "measured_ms": round(measured, 4),
                          "error_pct": round(100 * (predicted - measured) / measured, 2)})
     errs = [abs(p["error_pct"]) / 100 for p in per_arch]
     tau = kendalltau([p["predicted_ms"] for p in per_arch], [p["measured_ms"] for p in per_arch]).statistic
     return {"n": n, "mape": statistics.mean(errs), "within_5pct": sum(e <= 0.05 for e in errs) / n,
             "within_10pct": sum(e <= 0.10 for e in errs) / n, "kendall_tau": float(tau),
-            "backend": backend, "threads": threads, "lut": str(model.path), "per_arch": per_arch}
+            "backend": backend, "threads": threads, "clock": clock, "referenced": bool(ref_ms),
+            "lut": str(model.path), "per_arch": per_arch}
 
 
 # ---- measuring on another device ----------------------------------------------------------------
@@ -471,6 +518,11 @@ def export_blocks(space, fmt: str, out: "str | os.PathLike[str]", max_entries: i
         if not path.exists():
             writer(module, torch.zeros(*shape), path)
         manifest["entries"].append({"key": e.key, "file": str(path.relative_to(out)), "input_shape": list(shape)})
+    module, shape = entry_module(REFERENCE)
+    path = out / "models" / f"reference.{fmt}"
+    if not path.exists():
+        writer(module, torch.zeros(*shape), path)
+    manifest["reference"] = {"key": REFERENCE.key, "file": str(path.relative_to(out)), "input_shape": list(shape)}
     rng = random.Random(seed + 1)
     for n in range(networks):
         arch = space.to_arch(space.sample(rng))
@@ -526,7 +578,10 @@ def import_measurements(folder: "str | os.PathLike[str]", out: "str | os.PathLik
     atomic_write(out, write)
     meta = {"format": LUT_FORMAT, "space": manifest["space"], "space_name": manifest["space_name"],
             "resolution": manifest["resolution"], "backend": device["runtime"],
-            "backend_version": device["runtime_version"], "threads": device["threads"], "device": device,
+            "backend_version": device["runtime_version"], "threads": device["threads"],
+            "clock": device.get("clock", "wall"), "device": device,
+            "reference": {"entry": manifest["reference"]["key"], "ms": device["reference_ms"]}
+            if device.get("reference_ms") else None,
             "overhead_ms": 0.0, "entries_in_space": None, "imported_from": str(folder)}
     model = LatencyModel(read_rows(out), meta, out)
     if len(nets) >= 2:
