@@ -5,12 +5,16 @@
 
 Networks: the three paper GhostNets plus N random Archs of the default space with 40-300M MACs
 (the range the paper's networks span). Resumable: each finished network is appended to
-results/benchmarks/proxy_fidelity.csv and skipped on the next run. About an hour on 2 cores.
+results/benchmarks/proxy_fidelity.csv and skipped on the next run. Several processes can share
+the work (``--shard 0/2`` and ``--shard 1/2``, each with ``--threads 1``: on 2 cores that trains
+more images per second than one process with 2 threads); rows are merged under a file lock.
+About 1.5 hours on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import time
 from pathlib import Path
@@ -47,7 +51,12 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--report-only", action="store_true", help="summarise the rows measured so far")
+    ap.add_argument("--shard", default="0/1", help="K/N: this process takes networks K, K+N, ...")
+    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shard, shards = (int(v) for v in args.shard.split("/"))
     out = Path(args.out)
     stem = "proxy_fidelity" + ("" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}")
     csv_path = out / f"{stem}.csv"
@@ -59,8 +68,8 @@ def main() -> None:
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
     yb = data.y_train[:64]
     target = 3 + args.n_random
-    for name, arch in ([] if args.report_only else candidates(args.n_random)):
-        if any(r["name"] == name for r in rows):
+    for i, (name, arch) in enumerate([] if args.report_only else candidates(args.n_random)):
+        if i % shards != shard or any(r["name"] == name for r in rows):
             continue
         cost = count(arch)
         row = {"name": name, "params": cost.params, "macs": cost.macs}
@@ -72,11 +81,15 @@ def main() -> None:
         row.update(proxy_acc=r.val_acc, proxy_s=round(r.seconds, 2))
         r = train(arch, data, long)
         row.update(long_acc=r.val_acc, long_s=round(r.seconds, 2))
-        rows.append(row)
-        atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+        row["threads"] = torch.get_num_threads()
+        with open(csv_path.with_suffix(".lock"), "w") as lock:  # other shards write the same file
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            theirs = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
+            rows = [r for r in theirs if r["name"] != name] + [row]
+            atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
         print(json.dumps(row), flush=True)
 
-    df = pd.DataFrame(rows)
+    df = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(rows)
     taus = {"proxy": kendalltau(df.proxy_acc, df.long_acc).statistic}
     for method in SCORERS:
         taus[method] = kendalltau(df[method], df.long_acc).statistic

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
+from .defaults import DATA_SPECS, DEFAULT_DATA
 from .errors import GhostNASError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -436,8 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(sub, "train", cmd_train, "train an architecture on a dataset (checkpoints each epoch)")
     p.add_argument("arch", help="registered name, arch JSON, or a found architecture's JSON")
-    p.add_argument("--data", default="mnist5k", help="mnist5k (default), digits, cifar10:PATH, "
-                   "folder:PATH, synthetic[:N]")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"{DATA_SPECS} (default {DEFAULT_DATA})")
     p.add_argument("--epochs", type=int, help="default: the protocol's (train: 10)")
     p.add_argument("--seed", type=int, help="initialisation, split and shuffling seed (default 0)")
     p.add_argument("--protocol", default="train", help="train (all data), proxy (the search's), long")
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut); repeat or "
                    "comma-separate for several")
     p.add_argument("--space", default="ghostnet", help="space YAML or shipped name (default ghostnet)")
-    p.add_argument("--data", default="mnist5k", help="mnist5k (default), digits, cifar10:PATH, folder:PATH")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"{DATA_SPECS} (default {DEFAULT_DATA})")
     p.add_argument("--trials", type=int, default=16, help="evaluated trials in the study (default 16); "
                    "over-budget samples are rejected before training and not counted")
     p.add_argument("--timeout", type=float, help="stop this run after SECONDS (finished trials are kept)")

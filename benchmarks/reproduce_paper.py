@@ -1,0 +1,201 @@
+"""Paper networks vs searched networks at the paper's three complexity levels.
+
+    python benchmarks/reproduce_paper.py [--levels 0.5 1.0 1.3] [--trials 16] [--seeds 0 1 2]
+
+For each paper GhostNet (0.5x, 1.0x, 1.3x; 42, 141, 227M MACs):
+
+1. the paper network under the proxy protocol on ``--seeds`` (mean, std) and under the 10x longer
+   protocol ("long", seed 0);
+2. a search with a MAC budget equal to the paper network's MACs, and one with a latency budget
+   equal to its latency measured here (onnxruntime, 1 thread, 224, batch 1; the shipped LUT's
+   clock and reference, so predicted and measured are like for like);
+3. the best found network (the baseline excluded) re-evaluated under the same protocol and seeds,
+   and under the long protocol.
+
+Writes ``results/paper_vs_search.csv`` (one row per level, budget kind and model) and
+``results/REPORT.md``. Resumable: every training result is cached in
+``results/paper_vs_search/evals.json`` and the searches are ordinary resumable studies under
+``results/paper_vs_search/runs``. About 25 minutes per level on 2 cores with 16 trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ghostnas import count, paper_arch
+from ghostnas.arch import Arch
+from ghostnas.data import DEFAULT_DATA, load_data
+from ghostnas.io import atomic_write, atomic_write_text
+from ghostnas.machine import describe
+from ghostnas.search import SearchConfig, run_search
+from ghostnas.space import load_space
+from ghostnas.train import get_protocol, train
+
+LUT = "results/luts/ghostnet-onnxruntime-1t.csv"
+COLUMNS = ["level", "budget", "model", "params", "macs", "latency_ms", "acc_mean", "acc_std", "seeds",
+           "acc_long"]
+
+
+class Evals:
+    """Training results cached by (arch, protocol, seed), written after each one."""
+
+    def __init__(self, path: Path, data):
+        self.path, self.data = path, data
+        self.cache = json.loads(path.read_text()) if path.exists() else {}
+
+    def acc(self, arch: Arch, protocol: str, seed: int) -> float:
+        proto = get_protocol(protocol).replace(seed=seed)
+        key = hashlib.sha1(json.dumps([arch.to_dict(), proto.to_dict()], sort_keys=True).encode()).hexdigest()
+        if key not in self.cache:
+            r = train(arch, self.data, proto)
+            self.cache[key] = {"arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,
+                               "seconds": round(r.seconds, 1)}
+            atomic_write_text(self.path, json.dumps(self.cache, indent=1) + "\n")
+            print(f"  {arch.name} {protocol} seed {seed}: {r.val_acc:.4f} ({r.seconds:.0f} s)", flush=True)
+        return self.cache[key]["val_acc"]
+
+
+def measured_latency(arch: Arch, lut_meta: dict) -> float:
+    from ghostnas.cost.latency import measure_arch
+
+    ref = (lut_meta.get("reference") or {}).get("ms")
+    runs = [measure_arch(arch, lut_meta["backend"], int(lut_meta["threads"]), repeats=40,
+                         clock=lut_meta.get("clock", "wall"), reference_ms=ref) for _ in range(3)]
+    return statistics.median(runs)
+
+
+def best_found(cfg: SearchConfig, space) -> Arch | None:
+    summary = run_search(cfg)
+    found = summary.get("best_found")
+    return space.to_arch(found["arch"], name=f"found-{cfg.study}") if found else None
+
+
+def row(level: str, budget: str, model: str, arch: Arch, latency: float | None, evals: Evals,
+        seeds: list[int]) -> dict:
+    accs = [evals.acc(arch, "proxy", s) for s in seeds]
+    cost = count(arch)
+    return {"level": level, "budget": budget, "model": model, "params": cost.params, "macs": cost.macs,
+            "latency_ms": round(latency, 3) if latency is not None else None,
+            "acc_mean": round(statistics.mean(accs), 4),
+            "acc_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+            "seeds": " ".join(map(str, seeds)), "acc_long": evals.acc(arch, "long", 0)}
+
+
+def block_table(paper: Arch, found: Arch) -> list[str]:
+    """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s and d, with the
+    found network beside the paper's; changed cells in bold."""
+    lines = ["| # | input | paper: k, #exp, #out, SE, s, d | found: k, #exp, #out, SE, s, d |",
+             "|---|---|---|---|"]
+    pb, fb = paper.resolve().blocks, found.resolve().blocks
+    for i in range(max(len(pb), len(fb))):
+        cells = []
+        for b in (pb[i] if i < len(pb) else None, fb[i] if i < len(fb) else None):
+            cells.append("-" if b is None else
+                         [b.k, b.mid, b.cout, "yes" if b.se_channels else "-", b.s, b.d])
+        if cells[0] != "-" and cells[1] != "-":
+            cells[1] = [f"**{v}**" if v != p else str(v) for v, p in zip(cells[1], cells[0])]
+        ref = pb[i] if i < len(pb) else fb[i]
+        fmt = [c if c == "-" else ", ".join(map(str, c)) for c in cells]
+        lines.append(f"| {i} | {ref.h}²x{ref.cin} (stride {ref.stride}) | {fmt[0]} | {fmt[1]} |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--levels", type=float, nargs="+", default=[0.5, 1.0, 1.3])
+    ap.add_argument("--kinds", nargs="+", default=["macs", "latency"], choices=["macs", "latency"])
+    ap.add_argument("--trials", type=int, default=16)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--lut", default=LUT)
+    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ap.add_argument("--out", default="results")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    work = out / "paper_vs_search"
+    work.mkdir(parents=True, exist_ok=True)
+    evals = Evals(work / "evals.json", load_data(args.data))
+    space = load_space("ghostnet")
+    lut_meta = json.loads(Path(args.lut + ".meta.json").read_text())
+    rows, report = [], []
+    for width in args.levels:
+        level = f"{width:g}x"
+        paper = paper_arch(width, resolution=space.resolution, num_classes=space.num_classes,
+                           dropout=space.dropout)
+        lat_path = work / f"latency-paper-{level}.json"
+        if not lat_path.exists():
+            atomic_write_text(lat_path, json.dumps({"ms": measured_latency(paper, lut_meta)}) + "\n")
+        paper_ms = json.loads(lat_path.read_text())["ms"]
+        macs = count(paper).macs
+        budgets = {"macs": f"{macs}MACs", "latency": f"{paper_ms:.3f}ms"}
+        for kind in args.kinds:
+            budget = budgets[kind]
+            print(f"level {level}, budget {budget}", flush=True)
+            rows.append(row(level, budget, "paper", paper, paper_ms, evals, args.seeds))
+            cfg = SearchConfig(budgets=(budget,), data=args.data, trials=args.trials, seed=0,
+                               study=f"{level}-{kind}", out=str(work / "runs"), progress=False,
+                               lut=args.lut if kind == "latency" else None, threads=args.threads)
+            found = best_found(cfg, space)
+            if found is None:
+                continue
+            fpath = work / f"found-{level}-{kind}.json"
+            atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
+            lat_found = work / f"latency-found-{level}-{kind}.json"
+            if not lat_found.exists():
+                atomic_write_text(lat_found, json.dumps({"ms": measured_latency(found, lut_meta)}) + "\n")
+            rows.append(row(level, budget, "found", found, json.loads(lat_found.read_text())["ms"],
+                            evals, args.seeds))
+            report += [f"### {level}, budget {budget}", "", f"Search: `{cfg.out}/{cfg.study}` "
+                       f"(plots `accuracy_vs_macs.png`; arch `{fpath.name}`).", "",
+                       *block_table(paper, found), ""]
+            atomic_write(out / "paper_vs_search.csv",
+                         lambda tmp: pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False))
+    write_report(out, pd.DataFrame(rows, columns=COLUMNS), report, args, time.perf_counter() - t0)
+
+
+def write_report(out: Path, df: pd.DataFrame, blocks: list[str], args, seconds: float) -> None:
+    m = describe(threads=torch.get_num_threads())
+    proxy, long = get_protocol("proxy"), get_protocol("long")
+    lines = ["# Paper GhostNets vs searched networks (benchmarks/reproduce_paper.py)", "",
+             f"Data `{args.data}`; {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch "
+             f"{m.get('torch')} CPU; {m['date']}; this run took {seconds / 60:.1f} min (cached "
+             "results are not re-run).", "",
+             f"- proxy protocol: {proxy.to_dict()}; seeds {args.seeds}",
+             f"- long protocol (10x the images): {long.to_dict()}, seed 0",
+             f"- search: TPE, median pruner, {args.trials} trials per study, the paper network as trial 0",
+             "- latency: onnxruntime 1 thread, batch 1, 224, measured against the LUT's reference "
+             f"block (`{args.lut}`); budgets in ms are the paper network's measured latency", "",
+             "| level | budget | model | params | MMACs | latency ms | proxy acc (mean ± std) | long acc |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in df.iterrows():
+        lines.append(f"| {r.level} | {r.budget} | {r.model} | {r.params / 1e6:.2f}M | {r.macs / 1e6:.1f} | "
+                     f"{r.latency_ms:.2f} | {r.acc_mean:.4f} ± {r.acc_std:.4f} | {r.acc_long:.4f} |")
+    lines += ["", "## Verdict per level", ""]
+    for (level, budget), sub in df.groupby(["level", "budget"], sort=False):
+        p, f = sub[sub.model == "paper"], sub[sub.model == "found"]
+        if p.empty or f.empty:
+            lines.append(f"- {level} {budget}: no found network yet")
+            continue
+        p, f = p.iloc[0], f.iloc[0]
+        d, dl = 100 * (f.acc_mean - p.acc_mean), 100 * (f.acc_long - p.acc_long)
+        ok = d >= 1.0 and dl > 0
+        lines.append(f"- {level}, {budget}: found {d:+.2f} points (proxy, mean of seeds), {dl:+.2f} "
+                     f"points (long training): {'target met' if ok else 'target NOT met'}")
+    lines += ["", "## Architectures (paper vs found)", "", *blocks]
+    atomic_write_text(out / "REPORT.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Defaults shared by the CLI and the library; importable without torch (the CLI starts fast)."""
+
+# The search's and the trainer's default data. Plain mnist5k saturates (every reasonable network
+# reaches 95-98%, within validation noise), so it cannot rank networks; the cluttered variant of
+# the same 5,000 digits leaves room for capacity to matter (see benchmarks/proxy_fidelity.py).
+DEFAULT_DATA = "mnist5k-clutter"
+DATA_SPECS = "mnist5k, mnist5k-clutter, digits, cifar10:PATH, folder:PATH, synthetic[:N]"
