@@ -1,24 +1,27 @@
 """Guided search vs random search at equal trial counts.
 
-    python benchmarks/search_vs_random.py [--trials 12] [--seeds 0 1 2] [--budget 100MFLOPs] [--data digits]
+    python benchmarks/search_vs_random.py [--trials 16] [--seeds 0 1 2] [--budget 100MFLOPs] [--shard 0/2]
 
 Single objective: TPE vs random sampler (both with the median pruner), best proxy accuracy within
 the budget. Pareto: NSGA-II vs random with --pareto, hypervolume of the (accuracy, MACs) front
 with reference point (accuracy 0, MACs = budget), MACs normalised by the budget. The hand-designed
 baseline is enqueued first in every study, so both arms start from it; the margin is what search
 adds on top. Each study is an ordinary resumable run under results/runs/bench-*; figures go to
-results/benchmarks/search_vs_random.{csv,md}.
+results/benchmarks/search_vs_random.{csv,md}. ``--shard K/N`` splits the studies between processes
+(rows are merged under a file lock).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from ghostnas.defaults import DEFAULT_DATA
 from ghostnas.io import atomic_write, atomic_write_text
 from ghostnas.machine import describe
 from ghostnas.results import load_study, pareto_front, trials_frame
@@ -36,10 +39,11 @@ def hypervolume(df: pd.DataFrame, budget: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", default="100MFLOPs")
-    ap.add_argument("--data", default="digits")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--shard", default="0/1", help="K/N: this process runs studies K, K+N, ...")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--report-only", action="store_true", help="summarise the studies finished so far")
@@ -47,9 +51,14 @@ def main() -> None:
     budget = parse_budget(args.budget).limit
     csv_path = Path(args.out) / "search_vs_random.csv"
     rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    n = -1
     for pareto, arms in ((False, ("tpe", "random")), (True, ("nsga2", "random"))):
         for seed in args.seeds:
             for sampler in arms:
+                n += 1
+                if n % shards != shard:
+                    continue
                 study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}"
                 objective = "pareto" if pareto else "single"
                 if args.report_only or any(r["objective"] == objective and r["sampler"] == sampler
@@ -62,17 +71,20 @@ def main() -> None:
                 run_search(cfg)
                 df = trials_frame(load_study(Path(cfg.out) / study))
                 done = df[df.state == "complete"]
-                rows.append({"objective": "pareto" if pareto else "single", "sampler": sampler,
-                             "seed": seed, "best_acc": float(done.val_acc.max()),
-                             "best_found_acc": float(done[~done.baseline].val_acc.max())
-                             if (~done.baseline).any() else float("nan"),
-                             "hypervolume": hypervolume(df, budget), "complete": len(done),
-                             "pruned": int((df.state == "pruned").sum()),
-                             "seconds": round(time.perf_counter() - t, 1)})
-                print(rows[-1], flush=True)
-                out = Path(args.out)
-                atomic_write(out / "search_vs_random.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
-    df = pd.DataFrame(rows)
+                row = {"objective": "pareto" if pareto else "single", "sampler": sampler,
+                       "seed": seed, "best_acc": float(done.val_acc.max()),
+                       "best_found_acc": float(done[~done.baseline].val_acc.max())
+                       if (~done.baseline).any() else float("nan"),
+                       "hypervolume": hypervolume(df, budget), "complete": len(done),
+                       "pruned": int((df.state == "pruned").sum()),
+                       "seconds": round(time.perf_counter() - t, 1)}
+                print(row, flush=True)
+                with open(csv_path.with_suffix(".lock"), "w") as lock:  # other shards write it too
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
+                    rows.append(row)
+                    atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    df = pd.read_csv(csv_path)
     m = describe(threads=args.threads)
 
     def mean_std(sub: pd.DataFrame, col: str) -> str:

@@ -305,8 +305,9 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
                       reference=not args.no_reference,
                       progress=_sys.stderr.isatty() and not args.json,
                       log=log)
+    a, b = model.calibration()
     info = {"lut": args.out, "entries": len(model.rows), "backend": args.backend, "threads": args.threads,
-            "calibration": {k: v for k, v in model.meta.get("calibration", {}).items() if k != "points"}}
+            "calibration": {"a": a, "b": b}}
     if args.json:
         _print_json(info)
     else:
@@ -355,9 +356,9 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
     from .cost.latency import import_measurements
 
     model = import_measurements(args.folder, args.out)
-    cal = model.meta.get("calibration", {})
+    a, b = model.calibration()
     info = {"lut": args.out, "entries": len(model.rows), "backend": model.meta["backend"],
-            "device": model.meta["device"].get("cpu"), "calibration": {k: cal.get(k) for k in ("a", "b")}}
+            "device": model.meta["device"].get("cpu"), "calibration": {"a": a, "b": b}}
     if args.json:
         _print_json(info)
     else:

@@ -176,8 +176,7 @@ class LatencyModel:
         self._model = None
         self._predicted: dict[str, float] = {}  # the search asks for the same entries again and again
         self.overhead = float(meta.get("overhead_ms", 0.0))
-        self.a = float(meta.get("calibration", {}).get("a", 1.0))
-        self.b = float(meta.get("calibration", {}).get("b", 0.0))
+        self._ab: tuple[float, float] | None = None
 
     @classmethod
     def load(cls, path: "str | os.PathLike[str]") -> "LatencyModel":
@@ -224,7 +223,21 @@ class LatencyModel:
         return sum(self.entry_ms(e)[0] for e in arch_entries(a.resolve()))
 
     def predict_arch(self, arch: "Arch | str") -> float:
-        return self.a * self.predict_sum(arch) + self.b
+        a, b = self.calibration()
+        return a * self.predict_sum(arch) + b
+
+    def calibration(self) -> tuple[float, float]:
+        """(a, b) of whole = a * sum + b: refitted from the calibration networks' entry keys and
+        measured times when the metadata has them (so it always matches this predictor), else
+        the stored pair."""
+        if self._ab is None:
+            cal = self.meta.get("calibration") or {}
+            if cal.get("networks"):
+                fit = fit_calibration(self, cal["networks"])
+                self._ab = fit["a"], fit["b"]
+            else:
+                self._ab = float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+        return self._ab
 
 
 def read_rows(path: Path) -> dict[str, dict[str, float]]:
@@ -415,6 +428,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     if done and meta_path.exists():
         old = json.loads(meta_path.read_text())
         meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
+        meta["build_seconds"] = old.get("build_seconds", 0.0)
         if bool(meta["reference"]) != reference:
             raise GhostNASError(f"{out} was measured {'with' if meta['reference'] else 'without'} the "
                                 "reference; resume with the same setting or a new --out")
@@ -456,15 +470,15 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     model = LatencyModel(read_rows(out), meta, out)
     if calibrate:
         rng = random.Random(seed + 1)
-        points = []
+        networks = []
         for _ in range(calibrate):
             arch = space.to_arch(space.sample(rng))
-            points.append((model.predict_sum(arch),
-                           measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)))
-        meta["calibration"] = fit_calibration(model, points)
-        atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
-        model = LatencyModel(model.rows, meta, out)
-    return model
+            networks.append({"keys": [e.key for e in arch_entries(arch.resolve())],
+                             "ms": measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)})
+        meta["calibration"] = fit_calibration(model, networks)
+    meta["build_seconds"] = round(meta.get("build_seconds", 0.0) + time.perf_counter() - t0, 1)  # all runs
+    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    return LatencyModel(model.rows, meta, out)
 
 
 def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
@@ -560,13 +574,18 @@ def export_blocks(space, fmt: str, out: "str | os.PathLike[str]", max_entries: i
     return out
 
 
-def fit_calibration(model: LatencyModel, points: list[tuple[float, float]]) -> dict[str, Any]:
-    """Least squares whole = a * sum + b over (sum of entries, measured whole) pairs."""
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    mx, my = statistics.mean(xs), statistics.mean(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    a = sum((x - mx) * (y - my) for x, y in points) / var if var > 0 else my / mx
-    return {"a": a, "b": my - a * mx, "points": [[round(x, 4), round(y, 4)] for x, y in points]}
+def fit_calibration(model: LatencyModel, networks: list[dict[str, Any]]) -> dict[str, Any]:
+    """whole = a * sum + b over networks ``{"keys": [entry keys], "ms": measured whole}``, by
+    least squares on relative error (the target is a percentage error, not milliseconds)."""
+    xs = [sum(model.entry_ms(Entry.from_key(k))[0] for k in n["keys"]) for n in networks]
+    ys = [float(n["ms"]) for n in networks]
+    w = [1.0 / y ** 2 for y in ys]
+    sw, sx, sy = sum(w), sum(wi * x for wi, x in zip(w, xs)), sum(wi * y for wi, y in zip(w, ys))
+    sxx, sxy = sum(wi * x * x for wi, x in zip(w, xs)), sum(wi * x * y for wi, x, y in zip(w, xs, ys))
+    det = sw * sxx - sx * sx
+    a = (sw * sxy - sx * sy) / det if det > 0 else sy / sx
+    b = (sy - a * sx) / sw if det > 0 else 0.0
+    return {"a": a, "b": b, "networks": networks}
 
 
 def import_measurements(folder: "str | os.PathLike[str]", out: "str | os.PathLike[str]") -> LatencyModel:
@@ -608,8 +627,7 @@ def import_measurements(folder: "str | os.PathLike[str]", out: "str | os.PathLik
             "overhead_ms": 0.0, "entries_in_space": None, "imported_from": str(folder)}
     model = LatencyModel(read_rows(out), meta, out)
     if len(nets) >= 2:
-        points = [(sum(model.entry_ms(Entry.from_key(k))[0] for k in n["key"][4:].split(",")),
-                   float(n["median_ms"])) for n in nets]
-        meta["calibration"] = fit_calibration(model, points)
+        meta["calibration"] = fit_calibration(model, [{"keys": n["key"][4:].split(","), "ms": float(n["median_ms"])}
+                                                      for n in nets])
     atomic_write_text(Path(str(out) + ".meta.json"), json.dumps(meta, indent=1) + "\n")
     return LatencyModel(model.rows, meta, out)
