@@ -324,7 +324,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from .space import load_space
 
     model = LatencyModel.load(args.lut)
-    space = load_space(args.space or model.meta["space"])
+    space = load_space(args.space) if args.space else model.space()
     report = check_lut(model, space, n=args.n, seed=args.seed,
                        progress=_sys.stderr.isatty() and not args.json)
     if args.json:

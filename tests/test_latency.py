@@ -91,10 +91,26 @@ def test_predictor_fills_missing_entries():
     assert model.predict_arch(arch) > 0
 
 
+def test_calibration_is_refitted_from_the_calibration_networks():
+    model = LatencyModel.load(TINY_LUT)
+    space = load_space("tiny")
+    nets = []
+    for seed in range(5):  # whole networks that take exactly 1.5 x their entries + 0.2 ms
+        keys = [e.key for e in arch_entries(space.sample_arch(seed).resolve())]
+        total = sum(model.entry_ms(Entry.from_key(k))[0] for k in keys)
+        nets.append({"keys": keys, "ms": 1.5 * total + 0.2})
+    meta = {**model.meta, "calibration": {"a": 9.0, "b": 9.0, "networks": nets}}  # stale a, b
+    a, b = LatencyModel(model.rows, meta).calibration()
+    assert a == pytest.approx(1.5) and b == pytest.approx(0.2)
+    moved = {**model.meta, "space": "/elsewhere/checkout/search_spaces/tiny.yaml"}  # built elsewhere
+    assert LatencyModel(model.rows, moved).space().name == "tiny"
+
+
 def test_default_lut_ships_with_metadata():
     meta = json.loads(open("results/luts/ghostnet-onnxruntime-1t.csv.meta.json").read())
     assert meta["backend"] == "onnxruntime" and meta["threads"] == 1 and meta["resolution"] == 224
-    assert "cpu" in meta["device"] and "calibration" in meta
+    assert "cpu" in meta["device"] and len(meta["calibration"]["networks"]) >= 16
+    assert meta["clock"] == "cpu" and meta["reference"]["ms"] > 0
     model = LatencyModel.load("results/luts/ghostnet-onnxruntime-1t.csv")
     assert 1.0 < model.predict_arch("paper-1.0x") < 100.0
 

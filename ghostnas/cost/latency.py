@@ -226,6 +226,14 @@ class LatencyModel:
         a, b = self.calibration()
         return a * self.predict_sum(arch) + b
 
+    def space(self):
+        """The space the table was built for: its YAML where it was, else the shipped space of
+        that name (a LUT built in another checkout or on another machine)."""
+        from ..space import load_space
+
+        source = self.meta.get("space")
+        return load_space(source if source and Path(source).exists() else self.meta.get("space_name", source))
+
     def calibration(self) -> tuple[float, float]:
         """(a, b) of whole = a * sum + b: refitted from the calibration networks' entry keys and
         measured times when the metadata has them (so it always matches this predictor), else
@@ -380,7 +388,7 @@ def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats
                    resolve_clock(clock, threads), reference=ref, reference_ms=reference_ms)
 
 
-def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 20,
+def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 40,
                  clock: str = "auto", reference_ms: float | None = None) -> float:
     from ..nn.ghostnet import create_model
 
