@@ -7,8 +7,12 @@ predictor (gradient-boosted trees for entries the table lacks) is refitted from 
 Entries are keyed like Once-for-All's, from the resolved dimensions the model is built from:
 ``block|in:28x28x40|mid:120|out:40|k:3|stride:1|se:32|s:2|d:3``, plus ``stem``, ``final`` and
 ``head`` entries. Network latency = a * (sum of entries) + b, where a and b are fitted on
-end-to-end measurements of random networks at build time (the sum of separately timed pieces
-under-predicts a whole network: per-call overheads and cache effects differ).
+end-to-end measurements of random networks timed at build time (separately timed pieces differ
+from a whole network in per-call overhead and cache state).
+
+Timing (``measure``): at one thread on the thread's CPU clock, and each run between runs of
+``REFERENCE``, reported as ratio x the reference's nominal time. A shared machine's speed drifts
+by tens of percent within seconds; entries timed minutes apart are only comparable this way.
 """
 
 from __future__ import annotations
