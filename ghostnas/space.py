@@ -152,7 +152,7 @@ class SearchSpace:
             if value not in dims[label]:
                 raise GhostNASError(f"labels: {label}={value!r} is not a choice of this space "
                                     f"({list(dims[label])})")
-            return value
+            return dims[label][list(dims[label]).index(value)]  # the choice itself: 5, not 5.0 from a table
 
         unknown = set(labels) - set(dims)
         if unknown:

@@ -109,3 +109,11 @@ def test_smallest_labels_give_the_cheapest_network():
     cheapest = min(count(tiny.to_arch(dict(zip([n for n, _ in dims], v)))).macs
                    for v in itertools.product(*[c for _, c in dims]))
     assert count(tiny.to_arch(tiny.smallest_labels())).macs == cheapest
+
+
+def test_labels_read_back_from_a_table_give_the_same_arch():
+    space = load_space("ghostnet")
+    labels = space.sample(5)
+    as_floats = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                 for k, v in labels.items()}  # what a pandas column with gaps holds: 5.0 for 5
+    assert space.to_arch(as_floats) == space.to_arch(labels)

@@ -65,9 +65,9 @@ def test_zero_cost_scorers_fast_and_discriminating(digits):
     for method in SCORERS:
         values = []
         for seed in range(3):
-            t = time.perf_counter()
+            t = time.process_time()  # CPU seconds of all threads: a busy machine does not inflate it
             values.append(score(space.sample_arch(seed), x, y, 10, method))
-            assert time.perf_counter() - t < 2.0  # < 1 s alone; margin for a busy CI machine
+            assert time.process_time() - t < 2.0 * torch.get_num_threads()  # < 1 s wall alone
         assert all(v == v and abs(v) != float("inf") for v in values)
         assert len(set(values)) == 3
 
