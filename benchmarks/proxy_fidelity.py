@@ -110,7 +110,9 @@ def main() -> None:
         f"torch threads, torch {m.get('torch')} CPU, {m['date']}.", "",
         f"- proxy: {proxy.epochs} epochs on {proxy.train_subset} training images at {proxy.resolution} px, "
         f"batch {proxy.batch_size}, SGD lr {proxy.lr} cosine, seed {proxy.seed}; median "
-        f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network",
+        f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network "
+        f"(torch threads per network: {sorted(set(df.threads.fillna(2).astype(int)))}; seconds are "
+        "wall time while other benchmarks shared the cores, not the proxy's cost alone: see train_speed.md)",
         f"- long (reference): {long.epochs} epochs on all training images (10x the images seen)",
         f"- long-training accuracy spans {df.long_acc.min():.3f}-{df.long_acc.max():.3f} (sd {df.long_acc.std():.4f}); "
         f"one validation image is {1 / len(data.y_val):.3f}; the binomial standard error at the mean "
