@@ -32,6 +32,7 @@ import torch
 
 from ghostnas import count, paper_arch
 from ghostnas.arch import Arch
+from ghostnas.cost.latency import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
 from ghostnas.io import atomic_write, atomic_write_text
 from ghostnas.machine import describe
@@ -63,13 +64,9 @@ class Evals:
         return self.cache[key]["val_acc"]
 
 
-def measured_latency(arch: Arch, lut_meta: dict) -> float:
-    from ghostnas.cost.latency import measure_arch
-
-    ref = (lut_meta.get("reference") or {}).get("ms")
-    runs = [measure_arch(arch, lut_meta["backend"], int(lut_meta["threads"]), repeats=40,
-                         clock=lut_meta.get("clock", "wall"), reference_ms=ref) for _ in range(3)]
-    return statistics.median(runs)
+def measured_latency(arch: Arch, lut: LatencyModel) -> float:
+    """Median of three end-to-end timings, each as the LUT's entries were timed."""
+    return statistics.median(lut.measure_arch(arch) for _ in range(3))
 
 
 def best_found(cfg: SearchConfig, space) -> Arch | None:
@@ -127,7 +124,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     evals = Evals(work / "evals.json", load_data(args.data))
     space = load_space("ghostnet")
-    lut_meta = json.loads(Path(args.lut + ".meta.json").read_text())
+    lut = LatencyModel.load(args.lut)
     rows, report = [], []
     for width in args.levels:
         level = f"{width:g}x"
@@ -135,7 +132,7 @@ def main() -> None:
                            dropout=space.dropout)
         lat_path = work / f"latency-paper-{level}.json"
         if not lat_path.exists():
-            atomic_write_text(lat_path, json.dumps({"ms": measured_latency(paper, lut_meta)}) + "\n")
+            atomic_write_text(lat_path, json.dumps({"ms": measured_latency(paper, lut)}) + "\n")
         paper_ms = json.loads(lat_path.read_text())["ms"]
         macs = count(paper).macs
         budgets = {"macs": f"{macs}MACs", "latency": f"{paper_ms:.3f}ms"}
@@ -153,7 +150,7 @@ def main() -> None:
             atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
             lat_found = work / f"latency-found-{level}-{kind}.json"
             if not lat_found.exists():
-                atomic_write_text(lat_found, json.dumps({"ms": measured_latency(found, lut_meta)}) + "\n")
+                atomic_write_text(lat_found, json.dumps({"ms": measured_latency(found, lut)}) + "\n")
             rows.append(row(level, budget, "found", found, json.loads(lat_found.read_text())["ms"],
                             evals, args.seeds))
             report += [f"### {level}, budget {budget}", "", f"Search: `{cfg.out}/{cfg.study}` "

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .defaults import DATA_SPECS, DEFAULT_DATA
+from .device_runner import CLOCKS
 from .errors import GhostNASError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -508,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", type=int, default=16, help="random networks timed end to end to fit "
                    "whole = a * sum + b (default 16)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
+    p.add_argument("--clock", choices=CLOCKS, default="auto",
                    help="auto (default): the thread's CPU time at 1 thread (immune to other processes), "
                    "wall time otherwise")
     p.add_argument("--no-reference", action="store_true", help="time entries alone instead of as "

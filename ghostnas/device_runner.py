@@ -141,10 +141,6 @@ def nominal_ms(run, clock: str, bursts: int = 15, per_burst: int = 20, pause_s: 
     return round(statistics.median(medians), 5)
 
 
-def _row(stats: dict) -> dict:
-    return {k: v for k, v in stats.items() if k in FIELDS}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="time exported ghostnas LUT entries on this device")
     ap.add_argument("folder")
@@ -194,13 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} models, {len(done)} already timed; {runtime} {version}, {args.threads} thread(s)")
     new = not out.exists()
     with open(out, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")  # e.g. raw_median_ms
         if new:
             writer.writeheader()
         start = time.perf_counter()
         for n, item in enumerate(todo, 1):
             run = make(folder / item["file"], item["input_shape"], args.threads)
-            writer.writerow({"key": item["key"], "file": item["file"], **_row(time_it(run, args.warmup, args.runs, clock, ref, ref_ms))})
+            writer.writerow({"key": item["key"], "file": item["file"], **time_it(run, args.warmup, args.runs, clock, ref, ref_ms)})
             fh.flush()
             os.fsync(fh.fileno())
             if n % 20 == 0 or n == len(todo):

@@ -230,6 +230,13 @@ class LatencyModel:
         a, b = self.calibration()
         return a * self.predict_sum(arch) + b
 
+    def measure_arch(self, arch: "Arch | str") -> float:
+        """Time ``arch`` end to end here as the table's entries were timed (backend, threads,
+        clock, reference), so measured and predicted are like with like."""
+        ref_ms = (self.meta.get("reference") or {}).get("ms")
+        return measure_arch(load_arch(arch), self.meta["backend"], int(self.meta["threads"]),
+                            clock=self.meta.get("clock", "wall"), reference_ms=ref_ms)
+
     def space(self):
         """The space the table was built for: its YAML where it was, else the shipped space of
         that name (a LUT built in another checkout or on another machine)."""
@@ -423,12 +430,15 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
                 fh.truncate(data.rfind(b"\n") + 1)
     done = read_rows(out) if out.exists() else {}
     todo = [e for e in entries if e.key not in done]
-    if done and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if (meta.get("backend"), meta.get("threads"), meta.get("clock", "wall")) != (backend, threads, clock):
-            raise GhostNASError(f"{out} was measured with {meta.get('backend')}, {meta.get('threads')} "
-                                f"thread(s), {meta.get('clock', 'wall')} clock; resume with the same "
+    old = json.loads(meta_path.read_text()) if done and meta_path.exists() else None
+    if old is not None:  # resuming: the new entries must be timed like the old ones
+        if (old.get("backend"), old.get("threads"), old.get("clock", "wall")) != (backend, threads, clock):
+            raise GhostNASError(f"{out} was measured with {old.get('backend')}, {old.get('threads')} "
+                                f"thread(s), {old.get('clock', 'wall')} clock; resume with the same "
                                 "--backend/--threads/--clock or a new --out")
+        if bool(old.get("reference")) != reference:
+            raise GhostNASError(f"{out} was measured {'with' if old.get('reference') else 'without'} the "
+                                "reference; resume with the same setting or a new --out")
     log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
         f"backend {backend}, {threads} thread(s)")
     meta = {"format": LUT_FORMAT, "space": space.source, "space_name": space.name,
@@ -437,13 +447,9 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
             "entries_in_space": len(space_entries(space))}
     from ..io import atomic_write_text
 
-    if done and meta_path.exists():
-        old = json.loads(meta_path.read_text())
+    if old is not None:
         meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
         meta["build_seconds"] = old.get("build_seconds", 0.0)
-        if bool(meta["reference"]) != reference:
-            raise GhostNASError(f"{out} was measured {'with' if meta['reference'] else 'without'} the "
-                                "reference; resume with the same setting or a new --out")
     elif reference:
         meta["reference"] = measure_reference(backend, threads, clock)
     ref_ms = (meta.get("reference") or {}).get("ms")
@@ -461,13 +467,12 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
         bar = tqdm(total=len(todo), unit="entry", desc="lut build")
     t0 = time.perf_counter()
     with open(out, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")  # e.g. raw_median_ms
         if new_file:
             writer.writeheader()
         for n, e in enumerate(todo):
             module, shape = entry_module(e)
             stats = measure(module, shape, backend, threads, clock=clock, reference_ms=ref_ms)
-            stats.pop("raw_median_ms", None)
             writer.writerow({"key": e.key, "kind": e.kind, **e.features(),
                              **{k: round(v, 5) for k, v in stats.items()}})
             fh.flush()
@@ -499,8 +504,6 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
     from scipy.stats import kendalltau
 
     backend, threads = model.meta["backend"], int(model.meta["threads"])
-    clock = model.meta.get("clock", "wall")  # the table's own clock and reference: like with like
-    ref_ms = (model.meta.get("reference") or {}).get("ms")
     rng = random.Random(seed)
     per_arch = []
     iterator: Iterator[int] = range(n)
@@ -511,14 +514,15 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234,
     for i in iterator:
         arch = space.to_arch(space.sample(rng))
         predicted = model.predict_arch(arch)
-        measured = measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)
+        measured = model.measure_arch(arch)
         per_arch.append({"arch": i, "predicted_ms": round(predicted, 4), "measured_ms": round(measured, 4),
                          "error_pct": round(100 * (predicted - measured) / measured, 2)})
     errs = [abs(p["error_pct"]) / 100 for p in per_arch]
     tau = kendalltau([p["predicted_ms"] for p in per_arch], [p["measured_ms"] for p in per_arch]).statistic
     return {"n": n, "mape": statistics.mean(errs), "within_5pct": sum(e <= 0.05 for e in errs) / n,
             "within_10pct": sum(e <= 0.10 for e in errs) / n, "kendall_tau": float(tau),
-            "backend": backend, "threads": threads, "clock": clock, "referenced": bool(ref_ms),
+            "backend": backend, "threads": threads, "clock": model.meta.get("clock", "wall"),
+            "referenced": bool(model.meta.get("reference")),
             "lut": str(model.path), "per_arch": per_arch}
 
 
