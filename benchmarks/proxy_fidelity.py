@@ -14,7 +14,6 @@ About 1.5 hours on 2 cores.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from scipy.stats import kendalltau
 
 from ghostnas import count, load_arch
 from ghostnas.data import DEFAULT_DATA, load_data, prepare
-from ghostnas.io import atomic_write, atomic_write_text
+from ghostnas.io import atomic_write_text, merge_csv_row
 from ghostnas.machine import describe
 from ghostnas.space import load_space
 from ghostnas.train import get_protocol, train
@@ -82,11 +81,7 @@ def main() -> None:
         r = train(arch, data, long)
         row.update(long_acc=r.val_acc, long_s=round(r.seconds, 2))
         row["threads"] = torch.get_num_threads()
-        with open(csv_path.with_suffix(".lock"), "w") as lock:  # other shards write the same file
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            theirs = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
-            rows = [r for r in theirs if r["name"] != name] + [row]
-            atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+        rows = merge_csv_row(csv_path, row, ("name",))  # shards share the file
         print(json.dumps(row), flush=True)
 
     df = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(rows)

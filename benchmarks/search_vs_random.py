@@ -14,7 +14,6 @@ results/benchmarks/search_vs_random.{csv,md}. ``--shard K/N`` splits the studies
 from __future__ import annotations
 
 import argparse
-import fcntl
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ghostnas.defaults import DEFAULT_DATA
-from ghostnas.io import atomic_write, atomic_write_text
+from ghostnas.io import atomic_write_text, merge_csv_row
 from ghostnas.machine import describe
 from ghostnas.results import load_study, pareto_front, trials_frame
 from ghostnas.search import SearchConfig, parse_budget, run_search
@@ -79,11 +78,7 @@ def main() -> None:
                        "pruned": int((df.state == "pruned").sum()),
                        "seconds": round(time.perf_counter() - t, 1)}
                 print(row, flush=True)
-                with open(csv_path.with_suffix(".lock"), "w") as lock:  # other shards write it too
-                    fcntl.flock(lock, fcntl.LOCK_EX)
-                    rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
-                    rows.append(row)
-                    atomic_write(csv_path, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+                merge_csv_row(csv_path, row, ("objective", "sampler", "seed"))  # other shards write it too
     df = pd.read_csv(csv_path)
     m = describe(threads=args.threads)
 

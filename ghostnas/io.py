@@ -32,3 +32,33 @@ def atomic_write(path: "str | os.PathLike[str]", write: Callable[[Path], None]) 
 
 def atomic_write_text(path: "str | os.PathLike[str]", text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...]) -> list[dict]:
+    """Add ``row`` to the CSV at ``path``, replacing any row with the same values in the ``key``
+    columns, under an exclusive lock beside the file, so several processes (benchmark shards) can
+    add rows to one table without losing each other's. Returns all rows now in the file (values
+    read back are strings)."""
+    import csv
+    import fcntl
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows: list[dict] = []
+        if target.exists():
+            with open(target, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh)
+                        if any(r.get(k) != str(row[k]) for k in key)]
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        atomic_write(target, write)
+    return rows

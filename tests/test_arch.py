@@ -102,3 +102,14 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
     assert not list(tmp_path.glob(".x.json.*"))  # no temp file left behind
+
+
+def test_merge_csv_row_replaces_same_key_and_keeps_others(tmp_path):
+    from ghostnas.io import merge_csv_row
+
+    path = tmp_path / "t.csv"
+    merge_csv_row(path, {"name": "a", "acc": 0.1}, ("name",))
+    merge_csv_row(path, {"name": "b", "acc": 0.2}, ("name",))
+    rows = merge_csv_row(path, {"name": "a", "acc": 0.3, "extra": 1}, ("name",))
+    assert [(r["name"], str(r["acc"])) for r in rows] == [("b", "0.2"), ("a", "0.3")]
+    assert path.read_text().splitlines()[0] == "name,acc,extra"
