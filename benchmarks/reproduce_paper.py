@@ -15,7 +15,9 @@ For each paper GhostNet (0.5x, 1.0x, 1.3x; 42, 141, 227M MACs):
 Writes ``results/paper_vs_search.csv`` (one row per level, budget kind and model) and
 ``results/REPORT.md``. Resumable: every training result is cached in
 ``results/paper_vs_search/evals.json`` and the searches are ordinary resumable studies under
-``results/paper_vs_search/runs``. About 25 minutes per level on 2 cores with 16 trials.
+``results/paper_vs_search/runs``. About 25 minutes per level on 2 cores with 16 trials. To use
+both cores, run one level per process with ``--threads 1`` (they share the cache), then once with
+all levels to write the combined CSV and report from the cache.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ghostnas import count, paper_arch
 from ghostnas.arch import Arch
 from ghostnas.cost.latency import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
-from ghostnas.io import atomic_write, atomic_write_text
+from ghostnas.io import atomic_write, atomic_write_text, merge_json
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
 from ghostnas.space import load_space
@@ -46,7 +48,8 @@ COLUMNS = ["level", "budget", "model", "params", "macs", "latency_ms", "acc_mean
 
 
 class Evals:
-    """Training results cached by (arch, protocol, seed), written after each one."""
+    """Training results cached by (arch, protocol, seed), written after each one. Several
+    processes (one per ``--levels`` value) may share the file."""
 
     def __init__(self, path: Path, data):
         self.path, self.data = path, data
@@ -57,9 +60,10 @@ class Evals:
         key = hashlib.sha1(json.dumps([arch.to_dict(), proto.to_dict()], sort_keys=True).encode()).hexdigest()
         if key not in self.cache:
             r = train(arch, self.data, proto)
-            self.cache[key] = {"arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,
-                               "seconds": round(r.seconds, 1)}
-            atomic_write_text(self.path, json.dumps(self.cache, indent=1) + "\n")
+            # merged under a lock: processes running other levels cache into the same file
+            self.cache = merge_json(self.path, {key: {
+                "arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,
+                "seconds": round(r.seconds, 1)}})
             print(f"  {arch.name} {protocol} seed {seed}: {r.val_acc:.4f} ({r.seconds:.0f} s)", flush=True)
         return self.cache[key]["val_acc"]
 

@@ -34,18 +34,38 @@ def atomic_write_text(path: "str | os.PathLike[str]", text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def _locked(path: Path):
+    """An exclusive lock on ``path``'s sibling ``.lock`` file (released when the handle closes)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path.with_suffix(".lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def merge_json(path: "str | os.PathLike[str]", updates: dict) -> dict:
+    """Add ``updates`` to the JSON object at ``path`` under the same lock as ``merge_csv_row``
+    (several processes caching results in one file); returns the merged object."""
+    import json
+
+    target = Path(path)
+    with _locked(target):
+        data = json.loads(target.read_text()) if target.exists() else {}
+        data.update(updates)
+        atomic_write_text(target, json.dumps(data, indent=1) + "\n")
+    return data
+
+
 def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...]) -> list[dict]:
     """Add ``row`` to the CSV at ``path``, replacing any row with the same values in the ``key``
     columns, under an exclusive lock beside the file, so several processes (benchmark shards) can
     add rows to one table without losing each other's. Returns all rows now in the file (values
     read back are strings)."""
     import csv
-    import fcntl
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(target):
         rows: list[dict] = []
         if target.exists():
             with open(target, newline="") as fh:

@@ -113,3 +113,14 @@ def test_merge_csv_row_replaces_same_key_and_keeps_others(tmp_path):
     rows = merge_csv_row(path, {"name": "a", "acc": 0.3, "extra": 1}, ("name",))
     assert [(r["name"], str(r["acc"])) for r in rows] == [("b", "0.2"), ("a", "0.3")]
     assert path.read_text().splitlines()[0] == "name,acc,extra"
+
+
+def test_merge_json_keeps_other_writers_keys(tmp_path):
+    import json
+
+    from ghostnas.io import merge_json
+
+    path = tmp_path / "cache.json"
+    merge_json(path, {"a": 1})
+    merged = merge_json(path, {"b": 2})
+    assert merged == {"a": 1, "b": 2} == json.loads(path.read_text())
