@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--pareto", action="store_true", help="accuracy vs MACs (or latency with --lut), NSGA-II")
     p.add_argument("--engine", default="optuna", choices=["optuna", "ray", "nni"])
-    p.add_argument("--sampler", default="auto", choices=["auto", "tpe", "nsga2", "random"])
+    p.add_argument("--sampler", default="auto", choices=["auto", "tpe", "nsga2", "evolution", "random"])
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     p.add_argument("--prefilter", type=int, default=0, metavar="N",
                    help="score N feasible samples zero-cost and start from the best")

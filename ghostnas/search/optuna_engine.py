@@ -93,7 +93,11 @@ def make_sampler(ctx: Context, seed: int):
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=pop)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise GhostNASError(f"unknown sampler {kind!r}; use auto, tpe, nsga2 or random")
+    if kind == "evolution":
+        from .evolution import make_evolution_sampler
+
+        return make_evolution_sampler(seed, ctx.config.trials)
+    raise GhostNASError(f"unknown sampler {kind!r}; use auto, tpe, nsga2, evolution or random")
 
 
 def make_pruner(ctx: Context):

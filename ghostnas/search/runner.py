@@ -50,7 +50,7 @@ class SearchConfig:
     seed: int = 0
     pareto: bool = False
     engine: str = "optuna"  # optuna | ray | nni
-    sampler: str = "auto"  # auto (tpe; nsga2 with --pareto) | tpe | random | nsga2
+    sampler: str = "auto"  # auto (tpe; nsga2 with --pareto) | tpe | evolution | random | nsga2
     pruner: str = "median"  # median | hyperband | none
     prefilter: int = 0  # score N feasible samples zero-cost, start from the best
     zero_cost: str = "naswot"
