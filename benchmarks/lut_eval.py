@@ -53,8 +53,8 @@ def main() -> None:
     atomic_write_text(out / "lut_eval.json", json.dumps(result, indent=1) + "\n")
     lines = ["# Latency tables: build time and accuracy (benchmarks/lut_eval.py)", "",
              f"{m['cpu']}, {m['cores']} cores, 1 thread, batch 1, {m['date']}; end-to-end measured with the "
-             f"LUT's backend on {args.n} random Archs of the LUT's space (median of 40 runs each, on the "
-             "LUT's clock, against its reference block when it has one).", "",
+             f"LUT's backend on {args.n} random Archs of the LUT's space (each the median of 3 separate "
+             "timings of 40 runs, on the LUT's clock, against its reference block when it has one).", "",
              "| space | backend | entries measured | build (s) | MAPE | within 5% | within 10% | Kendall tau |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

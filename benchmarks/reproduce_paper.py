@@ -68,11 +68,6 @@ class Evals:
         return self.cache[key]["val_acc"]
 
 
-def measured_latency(arch: Arch, lut: LatencyModel) -> float:
-    """Median of three end-to-end timings, each as the LUT's entries were timed."""
-    return statistics.median(lut.measure_arch(arch) for _ in range(3))
-
-
 def best_found(cfg: SearchConfig, space) -> Arch | None:
     summary = run_search(cfg)
     found = summary.get("best_found")
@@ -136,7 +131,7 @@ def main() -> None:
                            dropout=space.dropout)
         lat_path = work / f"latency-paper-{level}.json"
         if not lat_path.exists():
-            atomic_write_text(lat_path, json.dumps({"ms": measured_latency(paper, lut)}) + "\n")
+            atomic_write_text(lat_path, json.dumps({"ms": lut.measure_arch(paper, times=3)}) + "\n")
         paper_ms = json.loads(lat_path.read_text())["ms"]
         macs = count(paper).macs
         budgets = {"macs": f"{macs}MACs", "latency": f"{paper_ms:.3f}ms"}
@@ -154,7 +149,7 @@ def main() -> None:
             atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
             lat_found = work / f"latency-found-{level}-{kind}.json"
             if not lat_found.exists():
-                atomic_write_text(lat_found, json.dumps({"ms": measured_latency(found, lut)}) + "\n")
+                atomic_write_text(lat_found, json.dumps({"ms": lut.measure_arch(found, times=3)}) + "\n")
             rows.append(row(level, budget, "found", found, json.loads(lat_found.read_text())["ms"],
                             evals, args.seeds))
             report += [f"### {level}, budget {budget}", "", f"Search: `{cfg.out}/{cfg.study}` "

@@ -326,7 +326,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
 
     model = LatencyModel.load(args.lut)
     space = load_space(args.space) if args.space else model.space()
-    report = check_lut(model, space, n=args.n, seed=args.seed,
+    report = check_lut(model, space, n=args.n, seed=args.seed, times=args.times,
                        progress=_sys.stderr.isatty() and not args.json)
     if args.json:
         _print_json(report)
@@ -521,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", help="default: the LUT's space")
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--times", type=int, default=3,
+                   help="separate timings per Arch, median taken (default 3)")
     json_flag(p)
     p = add(lut, "export-blocks", cmd_lut_export_blocks,
             "write one model per LUT entry + a torch-free runner, to time on another device")

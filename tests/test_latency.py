@@ -118,7 +118,7 @@ def test_default_lut_ships_with_metadata():
 def test_lut_check_reports_the_documented_keys(capsys):
     from ghostnas.cli import main
 
-    assert main(["lut", "check", "--lut", TINY_LUT, "--n", "4", "--json"]) == 0
+    assert main(["lut", "check", "--lut", TINY_LUT, "--n", "4", "--times", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"n", "mape", "within_5pct", "within_10pct", "kendall_tau"} <= set(report)
     assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1
