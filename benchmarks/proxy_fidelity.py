@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="summarise the rows measured so far")
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes networks K, K+N, ...")
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ap.add_argument("--long-repeats", type=int, default=4, metavar="N",
+                    help="the N networks with the cheapest long training also get a seed-1 long run: "
+                         "the reference's own seed noise (default 4)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,38 +64,64 @@ def main() -> None:
     stem = "proxy_fidelity" + ("" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}")
     csv_path = out / f"{stem}.csv"
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
-    rows = done.to_dict("records")
+    rows = {r["name"]: r for r in done.to_dict("records")}
     data = load_data(args.data)
     proxy, long = get_protocol("proxy"), get_protocol("long")
     mean, std = data.stats()
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
     yb = data.y_train[:64]
     target = 3 + args.n_random
+    cheapest = set(done.nsmallest(args.long_repeats, "long_s").name) if "long_s" in done else set()
+    # what each network needs (column -> protocol); a resumed run fills in only what is missing
+    needs = {"proxy_acc": proxy, "proxy_acc_s1": proxy.replace(seed=1), "long_acc": long}
     for i, (name, arch) in enumerate([] if args.report_only else candidates(args.n_random)):
-        if i % shards != shard or any(r["name"] == name for r in rows):
+        row = dict(rows.get(name, {}))
+        todo = {c: p for c, p in needs.items() if pd.isna(row.get(c))}
+        if name in cheapest and pd.isna(row.get("long_acc_s1")):
+            todo["long_acc_s1"] = long.replace(seed=1)
+        if i % shards != shard or not todo:
             continue
-        cost = count(arch)
-        row = {"name": name, "params": cost.params, "macs": cost.macs}
-        for method in SCORERS:
-            t = time.perf_counter()
-            row[method] = score(arch, xb, yb, data.num_classes, method)
-            row[f"{method}_s"] = round(time.perf_counter() - t, 3)
-        r = train(arch, data, proxy)
-        row.update(proxy_acc=r.val_acc, proxy_s=round(r.seconds, 2))
-        r = train(arch, data, long)
-        row.update(long_acc=r.val_acc, long_s=round(r.seconds, 2))
-        row["threads"] = torch.get_num_threads()
-        rows = merge_csv_row(csv_path, row, ("name",))  # shards share the file
+        if "macs" not in row:
+            cost = count(arch)
+            row.update(name=name, params=cost.params, macs=cost.macs)
+            for method in SCORERS:
+                t = time.perf_counter()
+                row[method] = score(arch, xb, yb, data.num_classes, method)
+                row[f"{method}_s"] = round(time.perf_counter() - t, 3)
+        for column, protocol in todo.items():
+            r = train(arch, data, protocol)
+            row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2)})
+            if column == "proxy_acc":
+                row["threads"] = torch.get_num_threads()
+            merge_csv_row(csv_path, row, ("name",))  # after each training: shards share the file
         print(json.dumps(row), flush=True)
 
     df = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(rows)
     taus = {"proxy": kendalltau(df.proxy_acc, df.long_acc).statistic}
+    both = df.dropna(subset=["proxy_acc_s1"]) if "proxy_acc_s1" in df else df.iloc[:0]
+    noise: dict[str, float] = {}
+    if len(both) > 2:
+        taus["proxy, seed 1"] = kendalltau(both.proxy_acc_s1, both.long_acc).statistic
+        taus["proxy, mean of seeds 0 and 1"] = kendalltau(both.proxy_acc + both.proxy_acc_s1,
+                                                          both.long_acc).statistic
+        noise.update(proxy_seed_tau=kendalltau(both.proxy_acc, both.proxy_acc_s1).statistic,
+                     proxy_seed_sd=float((both.proxy_acc - both.proxy_acc_s1).std() / 2 ** 0.5),
+                     proxy_between_sd=float(both.proxy_acc.std()))
+    longs = df.dropna(subset=["long_acc_s1"]) if "long_acc_s1" in df else df.iloc[:0]
+    if len(longs) > 1:
+        # one run's seed noise from pairs of runs; with the spread across networks it bounds the
+        # tau any ranker can reach against one long run (Gaussian approximation)
+        sd = float(((longs.long_acc - longs.long_acc_s1) ** 2).mean() ** 0.5 / 2 ** 0.5)
+        reliability = max(0.0, 1 - sd ** 2 / float(df.long_acc.var()))
+        noise.update(long_pairs=len(longs), long_seed_sd=sd,
+                     tau_ceiling=2 / math.pi * math.asin(reliability ** 0.5))
     for method in SCORERS:
         taus[method] = kendalltau(df[method], df.long_acc).statistic
     taus["macs"] = kendalltau(df.macs, df.long_acc).statistic
     summary = {"machine": describe(threads=torch.get_num_threads()), "data": args.data,
                "n": len(df), "proxy": proxy.to_dict(), "long": long.to_dict(),
                "kendall_tau_vs_long": {k: round(v, 3) for k, v in taus.items()},
+               "noise": {k: round(v, 4) for k, v in noise.items()},
                "proxy_seconds_median": float(df.proxy_s.median()),
                "proxy_seconds_max": float(df.proxy_s.max()),
                "zero_cost_seconds_max": {m: float(df[f"{m}_s"].max()) for m in SCORERS}}
@@ -115,6 +145,15 @@ def main() -> None:
         "| ranker | Kendall tau vs long training |", "|---|---|"]
     for k, v in summary["kendall_tau_vs_long"].items():
         lines.append(f"| {k} | {v:.3f} |")
+    if "proxy_seed_tau" in noise:
+        lines += ["", f"Proxy seed noise ({len(both)} networks, seeds 0 and 1): Kendall tau between the two "
+                  f"seeds {noise['proxy_seed_tau']:.3f}; one run's seed sd {noise['proxy_seed_sd']:.4f} against "
+                  f"a spread across networks of {noise['proxy_between_sd']:.4f}."]
+    if "long_seed_sd" in noise:
+        lines += ["", f"Reference seed noise ({noise['long_pairs']} networks trained long twice): one run's "
+                  f"seed sd {noise['long_seed_sd']:.4f} against a spread of {df.long_acc.std():.4f}; a "
+                  f"ranker that knew each network's expected long accuracy exactly would reach about "
+                  f"tau {noise['tau_ceiling']:.2f} against one long run (Gaussian approximation)."]
     lines += ["", f"Per network: `{stem}.csv`."]
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
