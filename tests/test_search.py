@@ -252,3 +252,5 @@ def test_evolution_children_are_mutated_copies_of_good_parents():
 def test_search_with_evolution_sampler(tmp_path):
     summary = run_search(tiny_config(tmp_path, sampler="evolution", trials=6, study="evo"))
     assert summary["best"]["macs"] <= 3e6
+    with pytest.raises(GhostNASError, match="--pareto"):
+        run_search(tiny_config(tmp_path, sampler="evolution", pareto=True, study="evo-p"))

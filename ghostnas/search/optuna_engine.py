@@ -96,6 +96,10 @@ def make_sampler(ctx: Context, seed: int):
     if kind == "evolution":
         from .evolution import make_evolution_sampler
 
+        if ctx.config.pareto:
+            raise GhostNASError("--sampler evolution selects parents by accuracy alone; with --pareto "
+                                "use --sampler nsga2 (the default) or random")
+
         return make_evolution_sampler(seed, ctx.config.trials)
     raise GhostNASError(f"unknown sampler {kind!r}; use auto, tpe, nsga2, evolution or random")
 
