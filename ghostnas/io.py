@@ -76,7 +76,7 @@ def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...
 
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=fields)
+                writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
                 writer.writeheader()
                 writer.writerows(rows)
 

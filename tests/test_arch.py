@@ -112,7 +112,7 @@ def test_merge_csv_row_replaces_same_key_and_keeps_others(tmp_path):
     merge_csv_row(path, {"name": "b", "acc": 0.2}, ("name",))
     rows = merge_csv_row(path, {"name": "a", "acc": 0.3, "extra": 1}, ("name",))
     assert [(r["name"], str(r["acc"])) for r in rows] == [("b", "0.2"), ("a", "0.3")]
-    assert path.read_text().splitlines()[0] == "name,acc,extra"
+    assert path.read_bytes().split(b"\n")[0] == b"name,acc,extra"  # plain LF line ends
 
 
 def test_merge_json_keeps_other_writers_keys(tmp_path):
