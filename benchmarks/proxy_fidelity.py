@@ -4,11 +4,13 @@
     python benchmarks/proxy_fidelity.py [--n-random 20] [--data mnist5k]
 
 Networks: the three paper GhostNets plus N random Archs of the default space with 40-300M MACs
-(the range the paper's networks span). Resumable: each finished network is appended to
-results/benchmarks/proxy_fidelity.csv and skipped on the next run. Several processes can share
-the work (``--shard 0/2`` and ``--shard 1/2``, each with ``--threads 1``: on 2 cores that trains
-more images per second than one process with 2 threads); rows are merged under a file lock.
-About 1.5 hours on 2 cores.
+(the range the paper's networks span). Each network is trained under the proxy with seeds 0 and 1
+(the proxy's own seed noise) and under the long protocol; the ``--long-repeats`` cheapest networks
+are trained long a second time (the reference's seed noise, which bounds any ranker's tau).
+Resumable: each training is merged into results/benchmarks/proxy_fidelity.csv as it finishes and
+a rerun fills in only missing columns. Several processes can share the work (``--shard 0/2`` and
+``--shard 1/2``, each with ``--threads 1``: on 2 cores that trains more images per second than
+one process with 2 threads); rows are merged under a file lock. About 2 hours on 2 cores.
 """
 
 from __future__ import annotations
