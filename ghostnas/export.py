@@ -9,8 +9,10 @@ export fails when max |diff| exceeds 1e-4 relative to the largest output magnitu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,24 @@ def export_tflite(model: torch.nn.Module, x: torch.Tensor, path: Path) -> None:
     except ImportError:
         raise GhostNASError("TFLite export needs the tflite extra (litert-torch, ~1 GB): "
                             "pip install -e '.[tflite]'") from None
-    edge = litert_torch.convert(model.eval(), (x,))
-    atomic_write(path, lambda tmp: edge.export(str(tmp)))
+    with _stdout_to_stderr():  # the converter prints progress; `--json` output must stay parseable
+        edge = litert_torch.convert(model.eval(), (x,))
+        atomic_write(path, lambda tmp: edge.export(str(tmp)))
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to stdout, by Python or native code (file descriptor 1), to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _write_tflite(model: GhostNet, x: torch.Tensor, path: Path) -> np.ndarray:

@@ -166,6 +166,15 @@ def test_export_best_and_names(capsys, tmp_path):
     assert code == 2 and "unknown format" in capsys.readouterr().err
 
 
+def test_export_tflite_when_installed(capsys, tmp_path):
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_litert")
+    code = main(["export", "paper-0.5x", "--format", "tflite", "--out", str(tmp_path / "t"),
+                 "--resolution", "64", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["files"]["tflite"]["max_rel_diff"] <= 1e-4
+
+
 def test_pareto_search_records_both_objectives(tmp_path):
     summary = run_search(tiny_config(tmp_path, pareto=True, trials=3, study="p"))
     run = tmp_path / "p"
