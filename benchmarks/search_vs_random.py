@@ -101,15 +101,23 @@ def main() -> None:
     for (obj, sampler), sub in df.groupby(["objective", "sampler"], sort=False):
         lines.append(f"| {obj} | {sampler} | {mean_std(sub, 'best_acc')} | {mean_std(sub, 'best_found_acc')} | "
                      f"{mean_std(sub, 'hypervolume')} |")
-    single = df[df.objective == "single"].groupby("sampler").best_found_acc.mean()
-    pareto = df[df.objective == "pareto"].groupby("sampler").hypervolume.mean()
-    lines += [""] + [
-        f"Margin, single objective ({name} - random, best found): "
-        f"{100 * (single.get(sampler, float('nan')) - single.get('random', float('nan'))):+.2f} points."
-        for sampler, name in (("tpe", "TPE"), ("evolution", "evolution"))]
-    lines += [f"Margin, Pareto (NSGA-II - random, hypervolume): "
-              f"{pareto.get('nsga2', float('nan')) - pareto.get('random', float('nan')):+.4f}.", "",
-              "Per study: `search_vs_random.csv`."]
+    def margin(objective: str, sampler: str, col: str) -> tuple[float, int]:
+        """Mean of (guided - random) over the seeds both arms have finished (paired)."""
+        sub = df[df.objective == objective].pivot_table(index="seed", columns="sampler", values=col)
+        if sampler not in sub or "random" not in sub:
+            return float("nan"), 0
+        diff = (sub[sampler] - sub["random"]).dropna()
+        return (float(diff.mean()) if len(diff) else float("nan")), len(diff)
+
+    lines.append("")
+    for objective, sampler, name, col, scale, unit in (
+            ("single", "tpe", "TPE", "best_found_acc", 100, " points"),
+            ("single", "evolution", "evolution", "best_found_acc", 100, " points"),
+            ("pareto", "nsga2", "NSGA-II", "hypervolume", 1, "")):
+        value, n_seeds = margin(objective, sampler, col)
+        lines.append(f"Margin, {objective} ({name} - random, {col.replace('_', ' ')}, paired over "
+                     f"{n_seeds} seed(s)): {scale * value:+.{2 if scale == 100 else 4}f}{unit}.")
+    lines += ["", "Per study: `search_vs_random.csv`."]
     atomic_write_text(Path(args.out) / "search_vs_random.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
