@@ -193,7 +193,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         pruner=args.pruner, prefilter=args.prefilter, zero_cost=args.zero_cost, lut=args.lut,
         threads=args.threads, device=args.device, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        nni_strategy=args.nni_strategy, progress=not args.json and _sys.stderr.isatty())
+        nni_strategy=args.nni_strategy, confirm=args.confirm,
+        progress=not args.json and _sys.stderr.isatty())
     summary = run_search(cfg)
     if args.json:
         _print_json(summary)
@@ -214,6 +215,12 @@ def _print_summary(summary: dict) -> None:
     if "found_minus_baseline_points" in summary:
         print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
               "(same proxy protocol)")
+    confirmed = summary.get("confirmed", {})
+    for f in confirmed.get("finalists", []):
+        print(f"  confirmed {'(hand-designed)' if f['baseline'] else '':<15} trial {f['trial']:>3}: mean "
+              f"val top-1 {f['val_acc_mean']:.4f} over {len(f['val_accs'])} seeds")
+    if "found_minus_baseline_points" in confirmed:
+        print(f"  confirmed found - hand-designed: {confirmed['found_minus_baseline_points']:+.2f} points")
     print(f"  tables, plots and summary in {summary['run_dir']}; next: "
           "`ghostnas export best --format onnx --out exported/`")
 
@@ -472,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefilter", type=int, default=0, metavar="N",
                    help="score N feasible samples zero-cost and start from the best")
     p.add_argument("--zero-cost", default="naswot", choices=["naswot", "synflow", "gradnorm"])
+    p.add_argument("--confirm", type=int, default=0, metavar="K",
+                   help="after the search, re-train the K best found networks and the baseline on 2 "
+                        "more seeds and rank them by the mean (one proxy run is noisy)")
     p.add_argument("--protocol", default="proxy", help="training protocol of a trial (default proxy)")
     p.add_argument("--epochs", type=int, help="override the protocol's epochs")
     p.add_argument("--lut", help="latency table (CSV) for latency budgets and --pareto on latency")

@@ -134,9 +134,39 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
             if "best_found" in summary:
                 summary["found_minus_baseline_points"] = round(
                     100 * (summary["best_found"]["val_acc"] - summary["baseline"]["val_acc"]), 2)
+    confirmed = _confirmed(run_dir, top, label_cols)
+    if confirmed:
+        summary["confirmed"] = confirmed
     if "seconds" in df:
         summary["train_seconds_total"] = round(float(df.seconds.fillna(0).sum()), 1)
     return summary
+
+
+def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[str, Any]:
+    """`--confirm`: the finalists' accuracy as a mean over seeds, and the best found by that mean."""
+    path = run_dir / "confirm.json"
+    if not path.exists():
+        return {}
+    finalists = []
+    for key, entry in json.loads(path.read_text()).items():
+        row = top[top.number == int(key)]
+        if row.empty:
+            continue
+        accs = list(entry["val_accs"].values())
+        brief = _brief(row.iloc[0], label_cols)
+        brief.update(val_acc_mean=round(sum(accs) / len(accs), 4), val_accs=entry["val_accs"])
+        finalists.append(brief)
+    if not finalists:
+        return {}
+    out: dict[str, Any] = {"seeds_per_network": max(len(f["val_accs"]) for f in finalists),
+                           "finalists": sorted(finalists, key=lambda f: -f["val_acc_mean"])}
+    found = [f for f in out["finalists"] if not f["baseline"]]
+    base = [f for f in out["finalists"] if f["baseline"]]
+    if found:
+        out["best_found"] = found[0]
+    if found and base:
+        out["found_minus_baseline_points"] = round(100 * (found[0]["val_acc_mean"] - base[0]["val_acc_mean"]), 2)
+    return out
 
 
 def plot(df: pd.DataFrame, path: Path, cost: str, budgets: list[str] | None) -> None:

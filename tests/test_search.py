@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import signal
 import subprocess
@@ -99,6 +100,12 @@ def test_baseline_is_evaluated_first(tmp_path):
     summary = run_search(cfg)
     assert summary["baseline"]["trial"] == 0
     assert summary["baseline"]["macs"] == 42_328_152  # paper-0.5x: the widest that fits 50M
+    # --confirm re-trains the best found network and the baseline on two more seeds
+    summary = run_search(dataclasses.replace(cfg, trials=2, confirm=1))
+    finalists = summary["confirmed"]["finalists"]
+    assert sorted(f["baseline"] for f in finalists) == [False, True]
+    assert all(len(f["val_accs"]) == 3 for f in finalists)
+    assert "found_minus_baseline_points" in summary["confirmed"]
 
 
 def test_impossible_budget_fails_fast(tmp_path):
@@ -263,3 +270,24 @@ def test_search_with_evolution_sampler(tmp_path):
     assert summary["best"]["macs"] <= 3e6
     with pytest.raises(GhostNASError, match="--pareto"):
         run_search(tiny_config(tmp_path, sampler="evolution", pareto=True, study="evo-p"))
+
+
+def test_confirm_retrains_finalists_on_more_seeds_and_resumes(tmp_path, monkeypatch):
+    summary = run_search(tiny_config(tmp_path, trials=3, study="c", confirm=1))
+    confirmed = summary["confirmed"]
+    assert confirmed["seeds_per_network"] == 3
+    finalists = confirmed["finalists"]
+    n_base = sum(f["baseline"] for f in finalists)
+    assert n_base == ("baseline" in summary) and len(finalists) == 1 + n_base  # K=1 found + baseline
+    for f in finalists:
+        assert len(f["val_accs"]) == 3
+        assert f["val_acc_mean"] == round(sum(f["val_accs"].values()) / 3, 4)
+    assert json.loads((tmp_path / "c" / "confirm.json").read_text())
+    import ghostnas.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a resumed confirm must not train again")
+
+    monkeypatch.setattr(ghostnas.train, "train", no_training)
+    again = run_search(tiny_config(tmp_path, trials=3, study="c", confirm=1))
+    assert again["confirmed"] == confirmed
