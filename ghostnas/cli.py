@@ -226,7 +226,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_results_show(args: argparse.Namespace) -> int:
-    from .results import find_run, load_study, ranked, trials_frame, write_results
+    from .results import find_run, load_study, ranked_confirmed, trials_frame, write_results
 
     run_dir = find_run(args.study, args.out)
     summary = write_results(run_dir, plots=False)
@@ -234,8 +234,8 @@ def cmd_results_show(args: argparse.Namespace) -> int:
         _print_json(summary)
         return 0
     _print_summary(summary)
-    df = ranked(trials_frame(load_study(run_dir)))
-    cols = [c for c in ("number", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline")
+    df = ranked_confirmed(run_dir, trials_frame(load_study(run_dir)))
+    cols = [c for c in ("number", "val_acc", "val_acc_mean", "macs", "params", "latency_ms", "seconds", "baseline")
             if c in df.columns]
     if not df.empty:
         print(df[cols].head(args.top).to_string(index=False))
@@ -248,18 +248,18 @@ def resolve_ranked_arch(study: str | None, out: str, rank: int):
     """(Arch, proxy weights path or None, trial row) of the rank-th best trial of a study."""
     from pathlib import Path
 
-    from .results import find_run, load_study, ranked, trials_frame, META
+    from .results import META, find_run, load_study, ranked_confirmed, trials_frame
     from .space import load_space
 
     run_dir = find_run(study, out)
-    df = ranked(trials_frame(load_study(run_dir)))
+    df = ranked_confirmed(run_dir, trials_frame(load_study(run_dir)))
     if len(df) < rank or rank < 1:
         raise GhostNASError(f"study {run_dir.name} has {len(df)} complete trials; --rank must be 1..{len(df)}")
     row = df.iloc[rank - 1]
     config = json.loads((run_dir / "config.json").read_text())
     space = load_space(config["identity"]["space"])
     labels = {c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()
-              if c not in META and v == v and v is not None}
+              if c not in META and c != "val_acc_mean" and v == v and v is not None}
     arch = space.to_arch(labels, name=f"{run_dir.name}-trial{int(row['number'])}")
     weights = Path(run_dir) / "weights" / f"trial_{int(row['number'])}.pt"
     return arch, (weights if weights.exists() else None), row
@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--study", help="with 'best': the study (default: the most recent)")
     p.add_argument("--runs", default="results/runs", help="with 'best': folder of run folders")
-    p.add_argument("--rank", type=int, default=1, help="with 'best': 1 = best trial, 2 = runner-up, ...")
+    p.add_argument("--rank", type=int, default=1, help="with 'best': 1 = best trial (after --confirm: best by mean over seeds), 2 = runner-up, ...")
     p.add_argument("--num-classes", type=int, help="classifier size (default: the arch's, or the "
                    "proxy's with --with-weights)")
     p.add_argument("--resolution", type=int, help="input size (default: the arch's deployment resolution)")

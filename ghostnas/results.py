@@ -112,6 +112,20 @@ def ranked(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.state == "complete"].sort_values(["val_acc", "macs"], ascending=[False, True])
 
 
+def ranked_confirmed(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Like ``ranked``, but after ``--confirm`` the finalists come first, ordered by their mean over
+    seeds (column ``val_acc_mean``): `export best` then exports the confirmed winner."""
+    top = ranked(df)
+    path = Path(run_dir) / "confirm.json"
+    if not path.exists():
+        return top
+    means = {int(k): sum(e["val_accs"].values()) / len(e["val_accs"])
+             for k, e in json.loads(path.read_text()).items()}
+    top = top.assign(val_acc_mean=top.number.map(means))
+    return pd.concat([top[top.val_acc_mean.notna()].sort_values("val_acc_mean", ascending=False),
+                      top[top.val_acc_mean.isna()]])
+
+
 def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str, Any]:
     config = {}
     if (run_dir / "config.json").exists():

@@ -106,6 +106,11 @@ def test_baseline_is_evaluated_first(tmp_path):
     assert sorted(f["baseline"] for f in finalists) == [False, True]
     assert all(len(f["val_accs"]) == 3 for f in finalists)
     assert "found_minus_baseline_points" in summary["confirmed"]
+    # export best follows the confirmed order: the finalist with the best mean comes first
+    from ghostnas.cli import resolve_ranked_arch
+
+    _, _, row = resolve_ranked_arch("b", str(tmp_path), 1)
+    assert abs(row["val_acc_mean"] - max(f["val_acc_mean"] for f in finalists)) < 1e-4
 
 
 def test_impossible_budget_fails_fast(tmp_path):
