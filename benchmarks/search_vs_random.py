@@ -3,7 +3,8 @@
     python benchmarks/search_vs_random.py [--trials 16] [--seeds 0 1 2] [--budget 100MFLOPs] [--shard 0/2]
 
 Single objective: TPE and regularized evolution vs random sampler (all with the median pruner),
-best proxy accuracy within the budget. Pareto: NSGA-II vs random with --pareto, hypervolume of the (accuracy, MACs) front
+best proxy accuracy within the budget, and (``--confirm K``) the best of each study's top K found
+networks re-trained on two more seeds, which discounts a lucky seed. Pareto: NSGA-II vs random with --pareto, hypervolume of the (accuracy, MACs) front
 with reference point (accuracy 0, MACs = budget), MACs normalised by the budget. The hand-designed
 baseline is enqueued first in every study, so both arms start from it; the margin is what search
 adds on top. Each study is an ordinary resumable run under results/runs/bench-*; figures go to
