@@ -180,9 +180,10 @@ def limits(df: pd.DataFrame, search_scores: list[float]) -> list[str]:
                      f"on all seeds, its mean was {min(drops):+.1f} to {max(drops):+.1f} points off the "
                      "score that picked it.")
     fidelity = Path("results/benchmarks/proxy_fidelity.json")
-    noise = json.loads(fidelity.read_text()).get("noise", {}) if fidelity.exists() else {}
+    measured = json.loads(fidelity.read_text()) if fidelity.exists() else {}
+    noise = measured.get("noise", {})
     if "proxy_seed_tau" in noise:
-        lines.append(f"- The proxy's rankings of 23 networks under seeds 0 and 1 agree at only Kendall tau "
+        lines.append(f"- The proxy's rankings of {measured['n']} networks under seeds 0 and 1 agree at only Kendall tau "
                      f"{noise['proxy_seed_tau']:.2f} (one run's seed sd {noise['proxy_seed_sd']:.3f}), "
                      "see `results/benchmarks/proxy_fidelity.md`.")
     if "long_seed_sd" in noise:

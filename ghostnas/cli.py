@@ -259,7 +259,7 @@ def resolve_ranked_arch(study: str | None, out: str, rank: int):
     config = json.loads((run_dir / "config.json").read_text())
     space = load_space(config["identity"]["space"])
     labels = {c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()
-              if c not in META and c != "val_acc_mean" and v == v and v is not None}
+              if c not in META and v == v and v is not None}
     arch = space.to_arch(labels, name=f"{run_dir.name}-trial{int(row['number'])}")
     weights = Path(run_dir) / "weights" / f"trial_{int(row['number'])}.pt"
     return arch, (weights if weights.exists() else None), row

@@ -27,8 +27,9 @@ import pandas as pd
 from .errors import GhostNASError
 from .io import atomic_write, atomic_write_text
 
+# trial-table columns that are not arch labels (val_acc_mean: added by ranked_confirmed)
 META = ["number", "state", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline",
-        "prefilter", "protocol", "engine", "worker", "error", "history"]
+        "prefilter", "protocol", "engine", "worker", "error", "history", "val_acc_mean"]
 
 
 def load_study(run_dir: Path):
@@ -116,12 +117,10 @@ def ranked_confirmed(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
     """Like ``ranked``, but after ``--confirm`` the finalists come first, ordered by their mean over
     seeds (column ``val_acc_mean``): `export best` then exports the confirmed winner."""
     top = ranked(df)
-    path = Path(run_dir) / "confirm.json"
-    if not path.exists():
+    entries = _confirm_entries(Path(run_dir))
+    if not entries:
         return top
-    means = {int(k): sum(e["val_accs"].values()) / len(e["val_accs"])
-             for k, e in json.loads(path.read_text()).items()}
-    top = top.assign(val_acc_mean=top.number.map(means))
+    top = top.assign(val_acc_mean=top.number.map({n: e["val_acc_mean"] for n, e in entries.items()}))
     return pd.concat([top[top.val_acc_mean.notna()].sort_values("val_acc_mean", ascending=False),
                       top[top.val_acc_mean.isna()]])
 
@@ -156,19 +155,27 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
     return summary
 
 
-def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[str, Any]:
-    """`--confirm`: the finalists' accuracy as a mean over seeds, and the best found by that mean."""
+def _confirm_entries(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """``confirm.json`` (written by `search --confirm`) by trial number, each with its mean."""
     path = run_dir / "confirm.json"
     if not path.exists():
         return {}
-    finalists = []
+    entries = {}
     for key, entry in json.loads(path.read_text()).items():
-        row = top[top.number == int(key)]
+        accs = list(entry["val_accs"].values())
+        entries[int(key)] = {"val_accs": entry["val_accs"], "val_acc_mean": round(sum(accs) / len(accs), 4)}
+    return entries
+
+
+def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[str, Any]:
+    """`--confirm`: the finalists' accuracy as a mean over seeds, and the best found by that mean."""
+    finalists = []
+    for number, entry in _confirm_entries(run_dir).items():
+        row = top[top.number == number]
         if row.empty:
             continue
-        accs = list(entry["val_accs"].values())
         brief = _brief(row.iloc[0], label_cols)
-        brief.update(val_acc_mean=round(sum(accs) / len(accs), 4), val_accs=entry["val_accs"])
+        brief.update(val_acc_mean=entry["val_acc_mean"], val_accs=entry["val_accs"])
         finalists.append(brief)
     if not finalists:
         return {}
