@@ -331,8 +331,13 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from .cost.latency import LatencyModel, check_lut
     from .space import load_space
 
+    from .machine import busy_warning
+
     model = LatencyModel.load(args.lut)
     space = load_space(args.space) if args.space else model.space()
+    busy = busy_warning()
+    if busy:
+        print(busy, file=_sys.stderr)
     report = check_lut(model, space, n=args.n, seed=args.seed, times=args.times,
                        progress=_sys.stderr.isatty() and not args.json)
     if args.json:

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,22 @@ def test_build_resumes_without_remeasuring(tmp_path):
     assert all(again[k]["median_ms"] == first[k]["median_ms"] for k in kept)
     with pytest.raises(GhostNASError, match="resume with the same --backend"):
         build_lut(space, "onnxruntime", out, max_entries=12, calibrate=0, log=lambda m: None)
+
+
+def test_interrupted_resume_keeps_the_calibration(tmp_path):
+    space = load_space("tiny")
+    out = tmp_path / "lut.csv"
+    build_lut(space, "torch", out, max_entries=12, calibrate=2, log=lambda m: None)
+    out.write_text("\n".join(out.read_text().splitlines()[:-3]) + "\n")
+
+    def interrupt(message):
+        if message.startswith("first entry"):  # after the metadata is rewritten, mid-build
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(space, "torch", out, max_entries=12, calibrate=2, log=interrupt)
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert len(meta["calibration"]["networks"]) == 2  # predictions stay calibrated meanwhile
 
 
 def test_referenced_timing_cancels_machine_speed_drift():

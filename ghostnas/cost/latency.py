@@ -35,6 +35,9 @@ from .analytic import block_cost
 FEATURES = ["h", "cin", "mid", "cout", "k", "stride", "se", "s", "d", "macs", "params"]
 COLUMNS = ["key", "kind", *FEATURES, "median_ms", "p10_ms", "p90_ms", "runs"]
 LUT_FORMAT = "ghostnas.lut/1"
+# Gradient-boosted trees on log(ms) for entries a table did not measure
+# (benchmarks/lut_predictor.py scores settings against a complete table).
+PREDICTOR = {"n_estimators": 300, "max_depth": 3, "learning_rate": 0.05}
 
 
 # ---- keys ----------------------------------------------------------------------------------
@@ -206,9 +209,16 @@ class LatencyModel:
 
             x = [predictor_features(Entry.from_key(key)) for key in self.rows]
             y = [math.log(max(r["median_ms"], 1e-6)) for r in self.rows.values()]
-            self._model = GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05,
-                                                    random_state=0).fit(x, y)
+            self._model = GradientBoostingRegressor(**PREDICTOR, random_state=0).fit(x, y)
         return self._model
+
+    def predict_missing(self, entries: list[Entry]) -> None:
+        """Predict the entries the table lacks in one batch (one tree walk per batch, not per entry)."""
+        todo = list({e.key: e for e in entries
+                     if e.key not in self.rows and e.key not in self._predicted}.values())
+        if todo:
+            for e, y in zip(todo, self._fit().predict([predictor_features(e) for e in todo])):
+                self._predicted[e.key] = math.exp(y)
 
     def entry_ms(self, entry: Entry) -> tuple[float, bool]:
         """(ms, measured?) for one entry: the table's median, or the predictor's estimate."""
@@ -216,15 +226,15 @@ class LatencyModel:
         if row is not None:
             raw, measured = row["median_ms"], True
         else:
-            if entry.key not in self._predicted:
-                self._predicted[entry.key] = math.exp(self._fit().predict([predictor_features(entry)])[0])
+            self.predict_missing([entry])
             raw, measured = self._predicted[entry.key], False
         # each entry was timed as its own model: take off the runtime's fixed per-call cost
         return max(raw - self.overhead, 0.01 * raw), measured
 
     def predict_sum(self, arch: "Arch | str") -> float:
-        a = load_arch(arch)
-        return sum(self.entry_ms(e)[0] for e in arch_entries(a.resolve()))
+        entries = arch_entries(load_arch(arch).resolve())
+        self.predict_missing(entries)
+        return sum(self.entry_ms(e)[0] for e in entries)
 
     def predict_arch(self, arch: "Arch | str") -> float:
         a, b = self.calibration()
@@ -421,7 +431,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
     each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
     from ..device_runner import resolve_clock
-    from ..machine import describe
+    from ..machine import busy_warning, describe
 
     out = Path(out)
     clock = resolve_clock(clock, threads)
@@ -445,6 +455,9 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
                                 "reference; resume with the same setting or a new --out")
     log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
         f"backend {backend}, {threads} thread(s)")
+    busy = busy_warning()
+    if busy:
+        log(busy)
     meta = {"format": LUT_FORMAT, "space": space.source, "space_name": space.name,
             "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
             "threads": threads, "clock": clock, "device": describe(threads=threads),
@@ -454,6 +467,8 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     if old is not None:
         meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
         meta["build_seconds"] = old.get("build_seconds", 0.0)
+        if old.get("calibration"):  # still usable while the resumed build runs; refitted at the end
+            meta["calibration"] = old["calibration"]
     elif reference:
         meta["reference"] = measure_reference(backend, threads, clock)
     ref_ms = (meta.get("reference") or {}).get("ms")
@@ -509,7 +524,10 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
     count as prediction error."""
     from scipy.stats import kendalltau
 
+    from ..machine import load_1min
+
     backend, threads = model.meta["backend"], int(model.meta["threads"])
+    load_at_start = load_1min()
     rng = random.Random(seed)
     per_arch = []
     iterator: Iterator[int] = range(n)
@@ -528,7 +546,7 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
     return {"n": n, "mape": statistics.mean(errs), "within_5pct": sum(e <= 0.05 for e in errs) / n,
             "within_10pct": sum(e <= 0.10 for e in errs) / n, "kendall_tau": float(tau),
             "times": times, "backend": backend, "threads": threads, "clock": model.meta.get("clock", "wall"),
-            "referenced": bool(model.meta.get("reference")),
+            "referenced": bool(model.meta.get("reference")), "load_1min": load_at_start,
             "lut": str(model.path), "per_arch": per_arch}
 
 
