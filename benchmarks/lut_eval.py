@@ -27,7 +27,9 @@ SHIPPED = sorted(str(p) for p in Path("results/luts").glob("ghostnet-*.csv"))
 def summary(report: dict) -> dict:
     out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.items() if k != "per_arch"}
     errors = [p["error_pct"] for p in report["per_arch"]]  # signed: predicted above measured > 0
-    return {**out, "mean_error_pct": round(sum(errors) / len(errors), 2), "errors_pct": errors}
+    return {**out, "mean_error_pct": round(sum(errors) / len(errors), 2), "errors_pct": errors,
+            # kept so a new predictor can be re-scored against these measurements without re-timing
+            "measured_ms": [p["measured_ms"] for p in report["per_arch"]]}
 
 
 def main() -> None:
