@@ -1,6 +1,7 @@
 """Guided search vs random search at equal trial counts.
 
     python benchmarks/search_vs_random.py [--trials 16] [--seeds 0 1 2] [--budget 100MFLOPs] [--shard 0/2]
+                                          [--objectives single|pareto|both]
 
 Single objective: TPE and regularized evolution vs random sampler (all with the median pruner),
 best proxy accuracy within the budget, and (``--confirm K``) the best of each study's top K found
@@ -9,7 +10,10 @@ with reference point (accuracy 0, MACs = budget), MACs normalised by the budget.
 baseline is enqueued first in every study, so both arms start from it; the margin is what search
 adds on top. Each study is an ordinary resumable run under results/runs/bench-*; figures go to
 results/benchmarks/search_vs_random.{csv,md}. ``--shard K/N`` splits the studies between processes
-(rows are merged under a file lock).
+(rows are merged under a file lock). Any ``--trials`` other than 16 is a separate experiment: its
+studies are named ``bench-...-t<N>`` and its table ``search_vs_random-t<N>.{csv,md}`` (TPE's and
+evolution's random start-up length depends on the trial count, so a longer study is not a
+continuation of a shorter one).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def main() -> None:
     ap.add_argument("--budget", default="100MFLOPs")
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--shard", default="0/1", help="K/N: this process runs studies K, K+N, ...")
+    ap.add_argument("--objectives", choices=("single", "pareto", "both"), default="both")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--report-only", action="store_true", help="summarise the studies finished so far")
@@ -56,17 +61,19 @@ def main() -> None:
                          "(`search --confirm`) and also compare the best mean (default 2; 0 = off)")
     args = ap.parse_args()
     budget = parse_budget(args.budget).limit
-    csv_path = Path(args.out) / "search_vs_random.csv"
+    suffix = "" if args.trials == 16 else f"-t{args.trials}"
+    arms = [(p, a) for p, a in ARMS if args.objectives == "both" or p == (args.objectives == "pareto")]
+    csv_path = Path(args.out) / f"search_vs_random{suffix}.csv"
     rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
     shard, shards = (int(v) for v in args.shard.split("/"))
     n = -1
-    for pareto, arms in ARMS:
+    for pareto, samplers in arms:
         for seed in args.seeds:
-            for sampler in arms:
+            for sampler in samplers:
                 n += 1
                 if n % shards != shard:
                     continue
-                study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}"
+                study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
                 objective = "pareto" if pareto else "single"
                 old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
                             and r["seed"] == seed), None)
@@ -104,7 +111,7 @@ def main() -> None:
 
     lines = ["# Guided vs random search (benchmarks/search_vs_random.py)", "",
              f"Budget {args.budget}, {args.trials} evaluated trials per study, seeds {args.seeds} "
-             f"({len(df)} of {sum(len(a) for _, a in ARMS) * len(args.seeds)} studies finished), data "
+             f"({len(df)} of {sum(len(a) for _, a in arms) * len(args.seeds)} studies finished), data "
              f"`{args.data}`, default proxy protocol; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
              "| objective | sampler | best proxy acc (mean ± sd) | best found, baseline excluded | "
@@ -135,8 +142,8 @@ def main() -> None:
         value, n_seeds = margin(objective, sampler, col)
         lines.append(f"Margin, {objective} ({name} - random, {col.replace('_', ' ')}, paired over "
                      f"{n_seeds} seed(s)): {scale * value:+.{2 if scale == 100 else 4}f}{unit}.")
-    lines += ["", "Per study: `search_vs_random.csv`."]
-    atomic_write_text(Path(args.out) / "search_vs_random.md", "\n".join(lines) + "\n")
+    lines += ["", f"Per study: `{csv_path.name}`."]
+    atomic_write_text(Path(args.out) / f"search_vs_random{suffix}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
