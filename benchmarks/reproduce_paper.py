@@ -132,10 +132,7 @@ def main() -> None:
         level = f"{width:g}x"
         paper = paper_arch(width, resolution=space.resolution, num_classes=space.num_classes,
                            dropout=space.dropout)
-        lat_path = work / f"latency-paper-{level}.json"
-        if not lat_path.exists():
-            atomic_write_text(lat_path, json.dumps({"ms": lut.measure_arch(paper, times=3)}) + "\n")
-        paper_ms = json.loads(lat_path.read_text())["ms"]
+        paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
         macs = count(paper).macs
         budgets = {"macs": f"{macs}MACs", "latency": f"{paper_ms:.3f}ms"}
         for kind in args.kinds:
@@ -151,10 +148,8 @@ def main() -> None:
             search_scores.append(search_acc)
             fpath = work / f"found-{level}-{kind}.json"
             atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
-            lat_found = work / f"latency-found-{level}-{kind}.json"
-            if not lat_found.exists():
-                atomic_write_text(lat_found, json.dumps({"ms": lut.measure_arch(found, times=3)}) + "\n")
-            rows.append(row(level, budget, "found", found, json.loads(lat_found.read_text())["ms"],
+            rows.append(row(level, budget, "found", found,
+                            measured_ms(work / f"latency-found-{level}-{kind}.json", found, lut),
                             evals, args.seeds))
             run = Path(cfg.out) / cfg.study
             plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
@@ -167,6 +162,25 @@ def main() -> None:
                          lambda tmp: pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False))
     write_report(out, pd.DataFrame(rows, columns=COLUMNS), report, search_scores, args,
                  time.perf_counter() - t0)
+
+
+def measured_ms(path: Path, arch, lut: LatencyModel) -> float:
+    """An Arch's latency measured with the LUT's backend and reference, cached in ``path``.
+
+    A referenced LUT's milliseconds are its reference block's time when it was built, so two builds
+    on one VM can differ in scale (this machine: 6.4 vs 8.9 ms for paper-1.0x, hours apart).
+    Times from another build must not meet this one's predictions: the cache records the build."""
+    build = {"date": lut.meta.get("device", {}).get("date"), "reference": lut.meta.get("reference")}
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("lut") != build:
+            raise SystemExit(f"{path} was measured with another build of the LUT than {lut.path}; "
+                             f"delete {path.parent}/latency-* and {path.parent}/runs/*-latency to "
+                             "redo the latency budgets with this one")
+        return cached["ms"]
+    ms = lut.measure_arch(arch, times=3)
+    atomic_write_text(path, json.dumps({"ms": ms, "lut": build}) + "\n")
+    return ms
 
 
 def limits(df: pd.DataFrame, search_scores: list[float]) -> list[str]:

@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--shard", default="0/1", help="K/N: this process runs studies K, K+N, ...")
     ap.add_argument("--objectives", choices=("single", "pareto", "both"), default="both")
+    ap.add_argument("--samplers", nargs="+", help="run only these samplers' studies (the report "
+                    "still covers every finished study)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--report-only", action="store_true", help="summarise the studies finished so far")
@@ -71,7 +73,7 @@ def main() -> None:
         for seed in args.seeds:
             for sampler in samplers:
                 n += 1
-                if n % shards != shard:
+                if n % shards != shard or (args.samplers and sampler not in args.samplers):
                     continue
                 study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
                 objective = "pareto" if pareto else "single"
