@@ -142,6 +142,8 @@ def main() -> None:
         if col not in df:
             continue
         value, n_seeds = margin(objective, sampler, col)
+        if not n_seeds:  # that objective or sampler was not run
+            continue
         lines.append(f"Margin, {objective} ({name} - random, {col.replace('_', ' ')}, paired over "
                      f"{n_seeds} seed(s)): {scale * value:+.{2 if scale == 100 else 4}f}{unit}.")
     lines += ["", f"Per study: `{csv_path.name}`."]
