@@ -20,12 +20,9 @@ import statistics
 import time
 from pathlib import Path
 
-from ghostnas.cost import latency
-from ghostnas.cost.latency import Entry, LatencyModel, arch_entries, select_entries, space_entries
+from ghostnas.cost.latency import PREDICTOR, Entry, LatencyModel, arch_entries, select_entries, space_entries
 from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
-
-SHIPPED = dict(latency.PREDICTOR)
 
 
 def pct_stats(errors: list[float]) -> dict[str, float]:
@@ -56,9 +53,9 @@ def main() -> None:
     networks = [arch_entries(space.to_arch(space.sample(rng)).resolve()) for _ in range(args.networks)]
     rows = []
     for settings, size in [(s, n) for s in args.predictor or [{}] for n in args.sizes]:
-        latency.PREDICTOR = {**SHIPPED, **settings}
+        predictor = {**PREDICTOR, **settings}
         keys = {e.key for e in select_entries(space, size, args.seed)}
-        sampled = LatencyModel({k: full.rows[k] for k in keys}, full.meta)
+        sampled = LatencyModel({k: full.rows[k] for k in keys}, full.meta, predictor=predictor)
         t = time.perf_counter()
         sampled._fit()
         fit_s = time.perf_counter() - t
@@ -71,7 +68,7 @@ def main() -> None:
             parts = [sampled.entry_ms(e) for e in net]
             net_err.append(sum(ms for ms, _ in parts) / truth - 1)
             share.append(sum(ms for ms, measured in parts if not measured) / truth)
-        rows.append({"predictor": latency.PREDICTOR, "sample": len(keys), "fit_s": round(fit_s, 1),
+        rows.append({"predictor": predictor, "sample": len(keys), "fit_s": round(fit_s, 1),
                      "entries": {k: round(v, 4) for k, v in pct_stats(entry_err).items()},
                      "networks": {k: round(v, 4) for k, v in pct_stats(net_err).items()},
                      "predicted_share": round(statistics.median(share), 3)})

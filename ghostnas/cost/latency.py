@@ -178,8 +178,10 @@ def space_entries(space) -> list[Entry]:
 class LatencyModel:
     """A LUT plus its predictor and calibration; ``predict_arch(arch) -> ms``."""
 
-    def __init__(self, rows: dict[str, dict[str, float]], meta: dict[str, Any], path: Path | None = None):
+    def __init__(self, rows: dict[str, dict[str, float]], meta: dict[str, Any], path: Path | None = None,
+                 predictor: dict[str, Any] | None = None):
         self.rows = rows
+        self.predictor = predictor or PREDICTOR  # tree settings, for entries the table lacks
         self.meta = meta
         self.path = path
         self._model = None
@@ -211,7 +213,7 @@ class LatencyModel:
 
             x = [predictor_features(Entry.from_key(key)) for key in self.rows]
             y = [math.log(max(r["median_ms"], 1e-6)) for r in self.rows.values()]
-            self._model = GradientBoostingRegressor(**PREDICTOR, random_state=0).fit(x, y)
+            self._model = GradientBoostingRegressor(**self.predictor, random_state=0).fit(x, y)
         return self._model
 
     def predict_missing(self, entries: list[Entry]) -> None:
