@@ -112,8 +112,9 @@ def main() -> None:
         return f"{statistics.mean(vals):.4f} ± {sd:.4f}"
 
     lines = ["# Guided vs random search (benchmarks/search_vs_random.py)", "",
-             f"Budget {args.budget}, {args.trials} evaluated trials per study, seeds {args.seeds} "
-             f"({len(df)} of {sum(len(a) for _, a in arms) * len(args.seeds)} studies finished), data "
+             f"Budget {args.budget}, {args.trials} evaluated trials per study, {len(df)} studies finished "
+             f"(seeds {sorted(int(v) for v in df.seed.unique())}; the table covers every finished study "
+             f"in `{csv_path.name}`, whichever run made it), data "
              f"`{args.data}`, default proxy protocol; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
              "| objective | sampler | best proxy acc (mean ± sd) | best found, baseline excluded | "
@@ -125,13 +126,12 @@ def main() -> None:
     lines.append("")
 
 
-    def margin(objective: str, sampler: str, col: str) -> tuple[float, int]:
-        """Mean of (guided - random) over the seeds both arms have finished (paired)."""
+    def margin(objective: str, sampler: str, col: str) -> pd.Series:
+        """guided - random per seed, over the seeds both arms have finished (paired)."""
         sub = df[df.objective == objective].pivot_table(index="seed", columns="sampler", values=col)
         if sampler not in sub or "random" not in sub:
-            return float("nan"), 0
-        diff = (sub[sampler] - sub["random"]).dropna()
-        return (float(diff.mean()) if len(diff) else float("nan")), len(diff)
+            return pd.Series(dtype=float)
+        return (sub[sampler] - sub["random"]).dropna()
 
     for objective, sampler, name, col, scale, unit in (
             ("single", "tpe", "TPE", "best_found_acc", 100, " points"),
@@ -141,11 +141,17 @@ def main() -> None:
             ("pareto", "nsga2", "NSGA-II", "hypervolume", 1, "")):
         if col not in df:
             continue
-        value, n_seeds = margin(objective, sampler, col)
-        if not n_seeds:  # that objective or sampler was not run
+        diff = scale * margin(objective, sampler, col)
+        if diff.empty:  # that objective or sampler was not run
             continue
+        digits = 2 if scale == 100 else 4
+        per_seed = ", ".join(f"s{int(seed)} {v:+.{digits}f}" for seed, v in diff.items())
+        # paired t statistic: how far the mean margin stands from zero in units of its standard error
+        t = (diff.mean() / (diff.std() / len(diff) ** 0.5)) if len(diff) > 1 and diff.std() > 0 else float("nan")
         lines.append(f"Margin, {objective} ({name} - random, {col.replace('_', ' ')}, paired over "
-                     f"{n_seeds} seed(s)): {scale * value:+.{2 if scale == 100 else 4}f}{unit}.")
+                     f"{len(diff)} seed(s)): {diff.mean():+.{digits}f}{unit}; per seed {per_seed}; ahead on "
+                     f"{int((diff > 0).sum())}, level on {int((diff == 0).sum())}, behind on "
+                     f"{int((diff < 0).sum())}; paired t {t:.2f}.")
     lines += ["", f"Per study: `{csv_path.name}`."]
     atomic_write_text(Path(args.out) / f"search_vs_random{suffix}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
