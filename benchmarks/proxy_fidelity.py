@@ -6,7 +6,9 @@
 Networks: the three paper GhostNets plus N random Archs of the default space with 40-300M MACs
 (the range the paper's networks span). Each network is trained under the proxy with seeds 0 and 1
 (the proxy's own seed noise) and under the long protocol; the ``--long-repeats`` cheapest networks
-are trained long a second time (the reference's seed noise, which bounds any ranker's tau).
+are trained long a second time (the reference's seed noise, which bounds any ranker's tau). Each
+proxy run also records SoTL, its sum of per-epoch training losses (a training-speed estimator, Ru
+et al. 2021), to test whether another reading of the same short training ranks better.
 Resumable: each training is merged into results/benchmarks/proxy_fidelity.csv as it finishes and
 a rerun fills in only missing columns. Several processes can share the work (``--shard 0/2`` and
 ``--shard 1/2``, each with ``--threads 1``: on 2 cores that trains more images per second than
@@ -47,6 +49,12 @@ def candidates(n_random: int):
         seed += 1
 
 
+def sotl_column(proxy_column: str) -> str:
+    """proxy_acc -> proxy_sotl, proxy_acc_s1 -> proxy_sotl_s1: where that run's negated sum of
+    per-epoch training losses goes (higher = learnt faster, like accuracy)."""
+    return proxy_column.replace("proxy_acc", "proxy_sotl")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-random", type=int, default=20)
@@ -76,9 +84,12 @@ def main() -> None:
     cheapest = set(done.nsmallest(args.long_repeats, "long_s").name) if "long_s" in done else set()
     # what each network needs (column -> protocol); a resumed run fills in only what is missing
     needs = {"proxy_acc": proxy, "proxy_acc_s1": proxy.replace(seed=1), "long_acc": long}
+    # a proxy run also records its sum of training losses (SoTL, a training-speed estimator): a row
+    # missing it re-trains that proxy
     for i, (name, arch) in enumerate([] if args.report_only else candidates(args.n_random)):
         row = dict(rows.get(name, {}))
-        todo = {c: p for c, p in needs.items() if pd.isna(row.get(c))}
+        todo = {c: p for c, p in needs.items()
+                if pd.isna(row.get(c)) or (c.startswith("proxy") and pd.isna(row.get(sotl_column(c))))}
         if name in cheapest and pd.isna(row.get("long_acc_s1")):
             todo["long_acc_s1"] = long.replace(seed=1)
         if i % shards != shard or not todo:
@@ -93,6 +104,8 @@ def main() -> None:
         for column, protocol in todo.items():
             r = train(arch, data, protocol)
             row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2)})
+            if column.startswith("proxy"):
+                row[sotl_column(column)] = round(-sum(h["train_loss"] for h in r.history), 5)
             if column == "proxy_acc":
                 row["threads"] = torch.get_num_threads()
             merge_csv_row(csv_path, row, ("name",))  # after each training: shards share the file
@@ -106,6 +119,12 @@ def main() -> None:
         taus["proxy, seed 1"] = kendalltau(both.proxy_acc_s1, both.long_acc).statistic
         taus["proxy, mean of seeds 0 and 1"] = kendalltau(both.proxy_acc + both.proxy_acc_s1,
                                                           both.long_acc).statistic
+        if "proxy_sotl_s1" in both and both.proxy_sotl.notna().all() and both.proxy_sotl_s1.notna().all():
+            taus["-SoTL (sum of the proxy's training losses)"] = kendalltau(both.proxy_sotl, both.long_acc).statistic
+            taus["-SoTL, seed 1"] = kendalltau(both.proxy_sotl_s1, both.long_acc).statistic
+            taus["-SoTL, mean of seeds 0 and 1"] = kendalltau(both.proxy_sotl + both.proxy_sotl_s1,
+                                                              both.long_acc).statistic
+            noise["sotl_seed_tau"] = kendalltau(both.proxy_sotl, both.proxy_sotl_s1).statistic
         noise.update(proxy_seed_tau=kendalltau(both.proxy_acc, both.proxy_acc_s1).statistic,
                      proxy_seed_sd=float((both.proxy_acc - both.proxy_acc_s1).std() / 2 ** 0.5),
                      proxy_between_sd=float(both.proxy_acc.std()))
@@ -133,8 +152,8 @@ def main() -> None:
     lines = [
         "# Proxy fidelity (benchmarks/proxy_fidelity.py)", "",
         f"{len(df)} networks (3 paper GhostNets + {len(df) - 3} random Archs of the default space with "
-        f"40-300M MACs{'' if len(df) >= target else f'; PARTIAL: {len(df)} of {target} measured, rerun to finish'}) on `{args.data}`; {m['cpu']}, {m['cores']} cores, {summary['machine']['threads']} "
-        f"torch threads, torch {m.get('torch')} CPU, {m['date']}.", "",
+        f"40-300M MACs{'' if len(df) >= target else f'; PARTIAL: {len(df)} of {target} measured, rerun to finish'}) on `{args.data}`; {m['cpu']}, {m['cores']} cores, "
+        f"torch {m.get('torch')} CPU, {m['date']}.", "",
         f"- proxy: {proxy.epochs} epochs on {proxy.train_subset} training images at {proxy.resolution} px, "
         f"batch {proxy.batch_size}, SGD lr {proxy.lr} cosine, seed {proxy.seed}; median "
         f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network "
@@ -151,6 +170,9 @@ def main() -> None:
         lines += ["", f"Proxy seed noise ({len(both)} networks, seeds 0 and 1): Kendall tau between the two "
                   f"seeds {noise['proxy_seed_tau']:.3f}; one run's seed sd {noise['proxy_seed_sd']:.4f} against "
                   f"a spread across networks of {noise['proxy_between_sd']:.4f}."]
+        if "sotl_seed_tau" in noise:
+            lines[-1] += (f" SoTL agrees with itself across the two seeds at tau {noise['sotl_seed_tau']:.3f}: "
+                          "the noise is in the short training, not in which of its numbers is read.")
     if "long_seed_sd" in noise:
         lines += ["", f"Reference seed noise ({noise['long_pairs']} networks trained long twice): one run's "
                   f"seed sd {noise['long_seed_sd']:.4f} against a spread of {df.long_acc.std():.4f}; a "
