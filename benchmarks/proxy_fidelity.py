@@ -171,8 +171,10 @@ def main() -> None:
                   f"seeds {noise['proxy_seed_tau']:.3f}; one run's seed sd {noise['proxy_seed_sd']:.4f} against "
                   f"a spread across networks of {noise['proxy_between_sd']:.4f}."]
         if "sotl_seed_tau" in noise:
-            lines[-1] += (f" SoTL agrees with itself across the two seeds at tau {noise['sotl_seed_tau']:.3f}: "
-                          "the noise is in the short training, not in which of its numbers is read.")
+            lines[-1] += f" SoTL agrees with itself across the two seeds at tau {noise['sotl_seed_tau']:.3f}"
+            lines[-1] += (": about as little as accuracy, so the noise is in the short training, not in which "
+                          "of its numbers is read." if abs(noise["sotl_seed_tau"] - noise["proxy_seed_tau"]) < 0.1
+                          else ".")
     if "long_seed_sd" in noise:
         lines += ["", f"Reference seed noise ({noise['long_pairs']} networks trained long twice): one run's "
                   f"seed sd {noise['long_seed_sd']:.4f} against a spread of {df.long_acc.std():.4f}; a "
