@@ -329,9 +329,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     import sys as _sys
 
     from .cost.latency import LatencyModel, check_lut
-    from .space import load_space
-
     from .machine import busy_warning
+    from .space import load_space
 
     model = LatencyModel.load(args.lut)
     space = load_space(args.space) if args.space else model.space()
