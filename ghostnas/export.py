@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +93,41 @@ def export_tflite(model: torch.nn.Module, x: torch.Tensor, path: Path) -> None:
     except ImportError:
         raise GhostNASError("TFLite export needs the tflite extra (litert-torch, ~1 GB): "
                             "pip install -e '.[tflite]'") from None
-    with _stdout_to_stderr():  # the converter prints progress; `--json` output must stay parseable
+    with _quiet_unless_failing():  # the converter floods the terminal with progress and warnings
         edge = litert_torch.convert(model.eval(), (x,))
         atomic_write(path, lambda tmp: edge.export(str(tmp)))
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send everything written to stdout, by Python or native code (file descriptor 1), to stderr."""
+def _quiet_unless_failing():
+    """Hold back what Python and native code write to stdout and stderr (file descriptors 1 and 2)
+    inside the block; replay it on stderr only if the block raises, so a failure keeps its cause.
+    Also keeps ``--json`` output parseable."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile("w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        python_side = open(1, "w", closefd=False)  # now the sink too
+        try:
+            with contextlib.redirect_stdout(python_side), contextlib.redirect_stderr(python_side), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            python_side.close()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read()[-20000:].decode(errors="replace"))
 
 
 def _write_tflite(model: GhostNet, x: torch.Tensor, path: Path) -> np.ndarray:

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -185,6 +186,22 @@ def test_export_tflite_when_installed(capsys, tmp_path):
                  "--resolution", "64", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["files"]["tflite"]["max_rel_diff"] <= 1e-4
+
+
+def test_converter_output_is_held_back_unless_it_fails(capfd):
+    """The TFLite converter's native progress logs stay off the terminal; a failure replays them."""
+    from ghostnas.export import _quiet_unless_failing
+
+    with _quiet_unless_failing():
+        os.write(1, b"chatter-out\n")
+        os.write(2, b"chatter-err\n")
+        print("python-chatter")
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(ValueError), _quiet_unless_failing():
+        os.write(2, b"cause-of-failure\n")
+        raise ValueError("conversion failed")
+    out, err = capfd.readouterr()
+    assert out == "" and "cause-of-failure" in err
 
 
 def test_pareto_search_records_both_objectives(tmp_path):
