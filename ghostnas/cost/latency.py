@@ -249,11 +249,8 @@ class LatencyModel:
         clock, reference), so measured and predicted are like with like; with ``times`` > 1, the
         median of that many separate timings (one timing varies ~3% on a busy machine)."""
         ref_ms = (self.meta.get("reference") or {}).get("ms")
-        a = load_arch(arch)
-        return statistics.median(
-            measure_arch(a, self.meta["backend"], int(self.meta["threads"]),
-                         clock=self.meta.get("clock", "wall"), reference_ms=ref_ms)
-            for _ in range(times))
+        return measure_arch(load_arch(arch), self.meta["backend"], int(self.meta["threads"]),
+                            clock=self.meta.get("clock", "wall"), reference_ms=ref_ms, times=times)
 
     def space(self):
         """The space the table was built for: its YAML where it was, else the shipped space of
@@ -418,12 +415,18 @@ def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats
 
 
 def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 40,
-                 clock: str = "auto", reference_ms: float | None = None) -> float:
+                 clock: str = "auto", reference_ms: float | None = None, times: int = 1) -> float:
+    """End-to-end ms of ``arch``; with ``times`` > 1 the median of that many separate timings of
+    one converted model (converting once matters for litert: a conversion takes seconds)."""
+    from ..device_runner import resolve_clock, time_it
     from ..nn.ghostnet import create_model
 
     model = create_model(arch).eval()
-    shape = (1, 3, arch.resolution, arch.resolution)
-    return measure(model, shape, backend, threads, warmup, repeats, clock, reference_ms)["median_ms"]
+    run = make_runner(model, (1, 3, arch.resolution, arch.resolution), backend, threads)
+    ref = reference_runner(backend, threads) if reference_ms else None
+    return statistics.median(
+        time_it(run, warmup, repeats, resolve_clock(clock, threads), reference=ref,
+                reference_ms=reference_ms)["median_ms"] for _ in range(times))
 
 
 # ---- building ---------------------------------------------------------------------------------
@@ -504,17 +507,28 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
                 bar.update(1)
             elif n == 0 and len(todo) > 1:
                 eta = (time.perf_counter() - t0) * (len(todo) - 1)
-                log(f"first entry took {time.perf_counter() - t0:.2f} s; ETA ~{eta / 60:.1f} min")
+                log(f"first entry took {time.perf_counter() - t0:.2f} s; ETA ~{eta / 60:.1f} min"
+                    + (f", then {calibrate} networks for the calibration" if calibrate else ""))
     if bar:
         bar.close()
     model = LatencyModel(read_rows(out), meta, out)
     if calibrate:
         rng = random.Random(seed + 1)
         networks = []
-        for _ in range(calibrate):
+        log(f"calibration: timing {calibrate} random networks end to end")
+        bar = tqdm(total=calibrate, unit="network", desc="calibration") if progress else None
+        t_cal = time.perf_counter()
+        for n in range(calibrate):
             arch = space.to_arch(space.sample(rng))
             networks.append({"keys": [e.key for e in arch_entries(arch.resolve())],
                              "ms": measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)})
+            if bar:
+                bar.update(1)
+            elif n == 0 and calibrate > 1:
+                log(f"first network took {time.perf_counter() - t_cal:.2f} s; "
+                    f"ETA ~{(time.perf_counter() - t_cal) * (calibrate - 1) / 60:.1f} min")
+        if bar:
+            bar.close()
         meta["calibration"] = fit_calibration(model, networks)
     meta["build_seconds"] = round(meta.get("build_seconds", 0.0) + time.perf_counter() - t0, 1)  # all runs
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
