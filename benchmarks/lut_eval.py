@@ -1,11 +1,13 @@
 """LUT build time per backend and `lut check` accuracy, on this machine.
 
-    python benchmarks/lut_eval.py [--n 50] [--out results/benchmarks]
+    python benchmarks/lut_eval.py [--n 50] [--only tiny:litert ...] [--out results/benchmarks]
 
-Builds the tiny space's complete LUT with the torch and onnxruntime backends (1 thread) into a
-temporary folder, checks each on random Archs, and checks the shipped default-space LUTs
-(results/luts/ghostnet-*.csv, build time from their metadata) on N random Archs each. Writes
-lut_eval.{json,md}.
+Builds the tiny space's complete LUT with each backend (torch, onnxruntime, and litert when the
+[tflite] extra is installed; 1 thread) into a temporary folder, checks each on random Archs, and
+checks the shipped default-space LUTs (results/luts/ghostnet-*.csv, build time from their metadata)
+on N random Archs each. ``--only SPACE:BACKEND`` re-measures just those rows; every other row is
+kept from the last lut_eval.json, each with its own date and load. Writes lut_eval.{json,md}.
+Run it with nothing else on the machine: timings taken next to other work are not this machine's.
 """
 
 from __future__ import annotations
@@ -32,39 +34,64 @@ def summary(report: dict) -> dict:
             "measured_ms": [p["measured_ms"] for p in report["per_arch"]]}
 
 
+def tiny_backends() -> list[str]:
+    from importlib.util import find_spec
+
+    litert = find_spec("litert_torch") is not None and find_spec("ai_edge_litert") is not None
+    return ["torch", "onnxruntime"] + (["litert"] if litert else [])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--out", default="results/benchmarks")
+    ap.add_argument("--only", nargs="+", metavar="SPACE:BACKEND",
+                    help="re-measure only these rows (e.g. tiny:litert ghostnet:torch); keep the others")
     args = ap.parse_args()
+    out = Path(args.out)
+    wanted = None if args.only is None else {tuple(o.split(":", 1)) for o in args.only}
+    old = []
+    if (out / "lut_eval.json").exists():
+        last = json.loads((out / "lut_eval.json").read_text())
+        old = [{"date": last["machine"]["date"], **r} for r in last["rows"]]  # rows written before rows had dates
+    fresh: dict[tuple[str, str], dict] = {}
+
+    def chosen(space: str, backend: str) -> bool:
+        return wanted is None or (space, backend) in wanted
+
     tiny = load_space("tiny")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in ("torch", "onnxruntime"):
+        for backend in (b for b in tiny_backends() if chosen("tiny", b)):
             t = time.perf_counter()
             model = build_lut(tiny, backend, Path(tmp) / f"tiny-{backend}.csv", threads=1, log=lambda m: None)
             build_s = time.perf_counter() - t
-            rows.append({"space": "tiny", "backend": backend, "entries": len(model.rows),
-                         "build_s": round(build_s, 1), **summary(check_lut(model, tiny, n=args.n))})
+            fresh["tiny", backend] = {"space": "tiny", "backend": backend, "entries": len(model.rows),
+                                      "build_s": round(build_s, 1), "date": describe(threads=1)["date"],
+                                      **summary(check_lut(model, tiny, n=args.n))}
     for path in SHIPPED:
         shipped = LatencyModel.load(path)
-        rows.append({"space": "ghostnet", "backend": shipped.meta["backend"], "entries": len(shipped.rows),
-                     "build_s": shipped.meta.get("build_seconds"),
-                     **summary(check_lut(shipped, load_space("ghostnet"), n=args.n))})
+        if chosen("ghostnet", shipped.meta["backend"]):
+            fresh["ghostnet", shipped.meta["backend"]] = {
+                "space": "ghostnet", "backend": shipped.meta["backend"], "entries": len(shipped.rows),
+                "build_s": shipped.meta.get("build_seconds"), "date": describe(threads=1)["date"],
+                **summary(check_lut(shipped, load_space("ghostnet"), n=args.n))}
+    if wanted and wanted - set(fresh):
+        raise SystemExit(f"nothing to measure for {sorted(wanted - set(fresh))}: "
+                         f"tiny backends here {tiny_backends()}, shipped tables {SHIPPED}")
+    rows = [fresh.pop((r["space"], r["backend"]), r) for r in old] + list(fresh.values())
     m = describe(threads=1)
     result = {"machine": m, "rows": rows}
-    out = Path(args.out)
     atomic_write_text(out / "lut_eval.json", json.dumps(result, indent=1) + "\n")
     lines = ["# Latency tables: build time and accuracy (benchmarks/lut_eval.py)", "",
-             f"{m['cpu']}, {m['cores']} cores, 1 thread, batch 1, {m['date']}; end-to-end measured with the "
+             f"{m['cpu']}, {m['cores']} cores, 1 thread, batch 1; end-to-end measured with the "
              f"LUT's backend on {args.n} random Archs of the LUT's space (each the median of 3 separate "
              "timings of 40 runs, on the LUT's clock, against its reference block when it has one).", "",
-             "| space | backend | entries measured | build (s) | MAPE | mean signed error | within 5% | within 10% | Kendall tau |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| space | backend | entries measured | build (s) | MAPE | mean signed error | within 5% | within 10% | Kendall tau | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['space']} | {r['backend']} | {r['entries']} | {r['build_s'] if r['build_s'] else 'n/a'} | "
                      f"{100 * r['mape']:.1f}% | {r['mean_error_pct']:+.1f}% | {100 * r['within_5pct']:.0f}% | {100 * r['within_10pct']:.0f}% | "
-                     f"{r['kendall_tau']:.3f} |")
+                     f"{r['kendall_tau']:.3f} | {r['date'][:16]}, load {r.get('load_1min', 'n/a')} |")
     atomic_write_text(out / "lut_eval.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
