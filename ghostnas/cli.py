@@ -193,7 +193,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         pruner=args.pruner, prefilter=args.prefilter, zero_cost=args.zero_cost, lut=args.lut,
         threads=args.threads, device=args.device, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        nni_strategy=args.nni_strategy, confirm=args.confirm,
+        nni_strategy=args.nni_strategy, confirm=args.confirm, confirm_seeds=args.confirm_seeds,
+        confirm_protocol=args.confirm_protocol,
         progress=not args.json and _sys.stderr.isatty())
     summary = run_search(cfg)
     if args.json:
@@ -218,7 +219,8 @@ def _print_summary(summary: dict) -> None:
     confirmed = summary.get("confirmed", {})
     for f in confirmed.get("finalists", []):
         print(f"  confirmed {'(hand-designed)' if f['baseline'] else '':<15} trial {f['trial']:>3}: mean "
-              f"val top-1 {f['val_acc_mean']:.4f} over {len(f['val_accs'])} seeds")
+              f"val top-1 {f['val_acc_mean']:.4f} over {len(f['val_accs'])} seed(s), protocol "
+              f"{confirmed['protocol']}")
     if "found_minus_baseline_points" in confirmed:
         print(f"  confirmed found - hand-designed: {confirmed['found_minus_baseline_points']:+.2f} points")
     print(f"  tables, plots and summary in {summary['run_dir']}; next: "
@@ -484,8 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score N feasible samples zero-cost and start from the best")
     p.add_argument("--zero-cost", default="naswot", choices=["naswot", "synflow", "gradnorm"])
     p.add_argument("--confirm", type=int, default=0, metavar="K",
-                   help="after the search, re-train the K best found networks and the baseline on 2 "
-                        "more seeds and rank them by the mean (one proxy run is noisy)")
+                   help="after the search, re-train the K best found networks and the baseline on more "
+                        "seeds (--confirm-seeds) and rank them by the mean (one proxy run is noisy)")
+    p.add_argument("--confirm-seeds", type=int, default=2, metavar="N",
+                   help="with --confirm: seeds per finalist besides the trial's own (default 2)")
+    p.add_argument("--confirm-protocol", metavar="NAME",
+                   help="with --confirm: re-train the finalists under this protocol instead (e.g. long: "
+                        "10x the proxy's training; ranks by it alone)")
     p.add_argument("--protocol", default="proxy", help="training protocol of a trial (default proxy)")
     p.add_argument("--epochs", type=int, help="override the protocol's epochs")
     p.add_argument("--lut", help="latency table (CSV) for latency budgets and --pareto on latency")

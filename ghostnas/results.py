@@ -163,7 +163,8 @@ def _confirm_entries(run_dir: Path) -> dict[int, dict[str, Any]]:
     entries = {}
     for key, entry in json.loads(path.read_text()).items():
         accs = list(entry["val_accs"].values())
-        entries[int(key)] = {"val_accs": entry["val_accs"], "val_acc_mean": round(sum(accs) / len(accs), 4)}
+        entries[int(key)] = {"val_accs": entry["val_accs"], "val_acc_mean": round(sum(accs) / len(accs), 4),
+                             "protocol": (entry.get("protocol") or {}).get("name")}  # None: the trials'
     return entries
 
 
@@ -179,7 +180,9 @@ def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[
         finalists.append(brief)
     if not finalists:
         return {}
+    protocols = {e["protocol"] for e in _confirm_entries(run_dir).values()} - {None}
     out: dict[str, Any] = {"seeds_per_network": max(len(f["val_accs"]) for f in finalists),
+                           "protocol": protocols.pop() if protocols else "the trials'",
                            "finalists": sorted(finalists, key=lambda f: -f["val_acc_mean"])}
     found = [f for f in out["finalists"] if not f["baseline"]]
     base = [f for f in out["finalists"] if f["baseline"]]

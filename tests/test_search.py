@@ -287,6 +287,21 @@ def test_evolution_children_are_mutated_copies_of_good_parents():
     assert study.best_value > startup_best  # selection + mutation climbs this easy objective
 
 
+def test_confirm_under_another_protocol_ranks_by_it_alone(tmp_path):
+    with pytest.raises(GhostNASError, match="unknown protocol"):  # before any trial, not after
+        run_search(tiny_config(tmp_path, trials=2, study="bad", confirm=1, confirm_protocol="nope"))
+    assert not (tmp_path / "bad" / "study.journal").exists()
+    # trials train 2 epochs; the finalists are re-trained under plain smoke (1 epoch) on seeds 1-2
+    cfg = tiny_config(tmp_path, trials=2, study="cp", epochs=2, confirm=1, confirm_seeds=2,
+                      confirm_protocol="smoke")
+    confirmed = run_search(cfg)["confirmed"]
+    assert confirmed["protocol"] == "smoke" and confirmed["seeds_per_network"] == 2
+    for f in confirmed["finalists"]:
+        assert sorted(f["val_accs"]) == ["1", "2"]  # the trial's own 2-epoch score is not mixed in
+    with pytest.raises(GhostNASError, match="--confirm-protocol"):
+        run_search(dataclasses.replace(cfg, confirm_protocol=None))
+
+
 def test_search_with_evolution_sampler(tmp_path):
     summary = run_search(tiny_config(tmp_path, sampler="evolution", trials=6, study="evo"))
     assert summary["best"]["macs"] <= 3e6

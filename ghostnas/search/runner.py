@@ -61,7 +61,9 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     nni_strategy: str = "evolution"  # evolution | random | tpe
-    confirm: int = 0  # re-train the best K found networks and the baseline on CONFIRM_SEEDS more seeds
+    confirm: int = 0  # re-train the best K found networks and the baseline on more seeds
+    confirm_seeds: int = 2  # seeds seed+1 .. seed+N per confirmed network
+    confirm_protocol: str | None = None  # None: the trials' protocol; e.g. "long" ranks by 10x training
     progress: bool = True
 
     def identity(self) -> dict[str, Any]:
@@ -121,6 +123,12 @@ def make_context(cfg: SearchConfig) -> Context:
         raise GhostNASError(f"unknown engine {cfg.engine!r}; use optuna, ray or nni")
     if cfg.trials < 1:
         raise GhostNASError("--trials must be at least 1")
+    if cfg.confirm < 0 or (cfg.confirm and cfg.confirm_seeds < 1):
+        raise GhostNASError("--confirm K and --confirm-seeds N must be at least 1 (K 0: no confirming)")
+    if cfg.confirm_protocol is not None:
+        from ..train import get_protocol
+
+        get_protocol(cfg.confirm_protocol)  # an unknown name fails now, not after the search
     run_dir = Path(cfg.out) / cfg.study_name()
     ctx = Context(cfg, space, budgets, run_dir, latency_fn=latency_fn)
     smallest = space.to_arch(space.smallest_labels())
@@ -218,35 +226,50 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     return write_results(ctx.run_dir, plots=True)
 
 
-CONFIRM_SEEDS = 2  # extra proxy seeds per confirmed network: a mean over 3 seeds in all
+CONFIRM_SEEDS = 2  # default extra seeds per confirmed network: with the trial's own, a mean over 3
 
 
 def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
-    """Re-train the ``k`` best found networks and the baseline on ``CONFIRM_SEEDS`` more seeds.
+    """Re-train the ``k`` best found networks and the baseline on ``confirm_seeds`` more seeds.
 
     Why: one proxy run's seed noise is several points (results/benchmarks/proxy_fidelity.md), so
     the trial that scored best is partly a lucky seed (its 3-seed mean came out 3-7 points lower
     in results/REPORT.md). Ranking the finalists by their mean over seeds picks more honestly.
+    With ``confirm_protocol`` (e.g. ``long``) the finalists are re-trained under that protocol
+    instead, and ranked by it alone (the trial's proxy score is not mixed in): a short proxy
+    favours networks that learn fast, and a longer training is the closer judge of the end result.
     Results go to ``confirm.json`` in the run folder after each training (resumable)."""
     import pandas as pd
 
     from ..io import merge_json
     from ..results import load_study, ranked, trials_frame
-    from ..train import train
+    from ..train import get_protocol, train
 
+    cfg = ctx.config
+    protocol = ctx.protocol
+    if cfg.confirm_protocol is not None:
+        protocol = get_protocol(cfg.confirm_protocol).replace(seed=ctx.protocol.seed)
+    same = protocol == ctx.protocol
     path = ctx.run_dir / "confirm.json"
     done = json.loads(path.read_text()) if path.exists() else {}
+    for key, entry in done.items():  # entries written before protocols were recorded: the trials'
+        if entry.get("protocol", ctx.protocol.to_dict()) != protocol.to_dict():
+            raise GhostNASError(f"{path}: trial {key} was confirmed under protocol "
+                                f"{entry.get('protocol', ctx.protocol.to_dict())['name']!r}, not "
+                                f"{protocol.name!r}; use that --confirm-protocol, or delete the file "
+                                "to confirm again")
     top = ranked(trials_frame(load_study(ctx.run_dir)))
     finalists = pd.concat([top[~top.baseline].head(k), top[top.baseline].head(1)])
     labels_cols = [c for c in top.columns if c in dict(ctx.space.dimensions())]
     for _, row in finalists.iterrows():
         key = str(int(row["number"]))
-        accs = dict(done.get(key, {}).get("val_accs", {str(ctx.protocol.seed): float(row["val_acc"])}))
+        accs = dict(done.get(key, {}).get("val_accs", {str(protocol.seed): float(row["val_acc"])} if same else {}))
         labels = {c: row[c] for c in labels_cols if pd.notna(row[c])}
         arch = ctx.space.to_arch(labels, name=f"{ctx.run_dir.name}-t{key}")
-        for seed in range(ctx.protocol.seed + 1, ctx.protocol.seed + 1 + CONFIRM_SEEDS):
+        for seed in range(protocol.seed + 1, protocol.seed + 1 + cfg.confirm_seeds):
             if str(seed) not in accs:
-                accs[str(seed)] = train(arch, ctx.data, ctx.protocol.replace(seed=seed),
-                                        device=ctx.config.device).val_acc
-                done = merge_json(path, {key: {"baseline": bool(row["baseline"]), "val_accs": accs}})
+                accs[str(seed)] = train(arch, ctx.data, protocol.replace(seed=seed),
+                                        device=cfg.device).val_acc
+                done = merge_json(path, {key: {"baseline": bool(row["baseline"]), "val_accs": accs,
+                                               "protocol": protocol.to_dict()}})
     return done
