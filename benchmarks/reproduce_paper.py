@@ -17,9 +17,13 @@ Selection and evaluation use different seeds. The search trains each candidate o
 networks are then evaluated on ``--seeds`` (default 3 4 5), which no selection has seen. Why: the
 earlier run picked on seed 0 and evaluated on seeds 0-2, and the found networks' means came out
 3-7 points below the score that picked them (winner's curse), which made "found beats paper" on
-the same seeds an optimistic number.
+the same seeds an optimistic number. ``--pick-long-seed S`` goes one step further: among the K
+confirmed finalists it picks by a long training on seed S (kept apart from ``--long-seeds``), since
+proxy leads of fast-learning, shallow networks did not survive the long training (about 10x a
+proxy run per finalist).
 
-Latencies are measured once and cached (``latency-*.json``). Measure on an idle machine: when
+Latencies are measured once and cached (``latency-*.json``, with the network's digest: a different
+found network is re-measured). Measure on an idle machine: when
 levels ran in parallel processes, delete ``results/paper_vs_search/latency-found-*`` before the
 final pass over all levels, which then re-measures the found networks alone.
 
@@ -81,16 +85,27 @@ class Evals:
         return self.cache[key]["val_acc"]
 
 
-def best_found(cfg: SearchConfig, space) -> tuple[Arch | None, float | None]:
-    """The study's best non-baseline network and the proxy score that made it best (its mean over
-    seeds after ``--confirm``, else its single-seed score)."""
+def best_found(cfg: SearchConfig, space, evals: "Evals",
+               pick_long_seed: int | None = None) -> tuple[Arch | None, float | None]:
+    """The study's best non-baseline network and the score that made it best: its mean over proxy
+    seeds after ``--confirm`` (else its single-seed score), or with ``pick_long_seed`` its long
+    training on that seed, the best of the confirmed finalists by that."""
     summary = run_search(cfg)
-    confirmed = summary.get("confirmed", {}).get("best_found")
-    found = confirmed or summary.get("best_found")
+    confirmed = summary.get("confirmed", {})
+    name = f"found-{cfg.study}"  # one name for every candidate: the evals cache keys on it
+    if pick_long_seed is not None:
+        finalists = [f for f in confirmed.get("finalists", []) if not f["baseline"]]
+        if not finalists:
+            raise SystemExit("--pick-long-seed chooses among the confirmed finalists: give --confirm K")
+        scored = [(evals.acc(a, "long", pick_long_seed), i, a) for i, a in
+                  enumerate(space.to_arch(f["arch"], name=name) for f in finalists)]
+        score, _, arch = max(scored, key=lambda t: (t[0], -t[1]))  # ties: the better proxy mean
+        return arch, score
+    found = confirmed.get("best_found") or summary.get("best_found")
     if not found:
         return None, None
-    score = found["val_acc_mean"] if confirmed else found["val_acc"]
-    return space.to_arch(found["arch"], name=f"found-{cfg.study}"), score
+    score = found["val_acc_mean"] if confirmed.get("best_found") else found["val_acc"]
+    return space.to_arch(found["arch"], name=name), score
 
 
 def row(level: str, budget: str, model: str, arch: Arch, latency: float | None, evals: Evals,
@@ -140,11 +155,17 @@ def main() -> None:
     ap.add_argument("--long-seeds", type=int, nargs="+", default=[0, 1],
                     help="seeds of the 10x longer training; acc_long is their mean (one run's seed sd "
                          "is about 1.5 points here, as large as the margins it judges)")
+    ap.add_argument("--pick-long-seed", type=int, metavar="S",
+                    help="pick the found network among the --confirm finalists by a long training on "
+                         "seed S (keep S out of --long-seeds): the proxy favours fast learners")
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--lut", default=LUT)
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     ap.add_argument("--out", default="results")
     args = ap.parse_args()
+    if args.pick_long_seed is not None and args.pick_long_seed in args.long_seeds:
+        ap.error(f"--pick-long-seed {args.pick_long_seed} is also an evaluation seed (--long-seeds "
+                 f"{args.long_seeds}): selection and evaluation need different seeds")
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -170,7 +191,7 @@ def main() -> None:
                                study=f"{level}-{kind}", out=str(work / "runs"), progress=False,
                                lut=args.lut if kind == "latency" else None, threads=args.threads,
                                confirm=args.confirm)
-            found, search_acc = best_found(cfg, space)
+            found, search_acc = best_found(cfg, space, evals, args.pick_long_seed)
             if found is None:
                 continue
             search_scores.append(search_acc)
@@ -199,15 +220,16 @@ def measured_ms(path: Path, arch, lut: LatencyModel) -> float:
     on one VM can differ in scale (this machine: 6.4 vs 8.9 ms for paper-1.0x, hours apart).
     Times from another build must not meet this one's predictions: the cache records the build."""
     build = {"date": lut.meta.get("device", {}).get("date"), "reference": lut.meta.get("reference")}
-    if path.exists():
-        cached = json.loads(path.read_text())
+    digest = hashlib.sha1(arch.to_json().encode()).hexdigest()
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if cached.get("arch") == digest:  # another found network (e.g. picked another way): re-measure
         if cached.get("lut") != build:
             raise SystemExit(f"{path} was measured with another build of the LUT than {lut.path}; "
                              f"delete {path.parent}/latency-* and {path.parent}/runs/*-latency to "
                              "redo the latency budgets with this one")
         return cached["ms"]
     ms = lut.measure_arch(arch, times=3)
-    atomic_write_text(path, json.dumps({"ms": ms, "lut": build}) + "\n")
+    atomic_write_text(path, json.dumps({"ms": ms, "lut": build, "arch": digest}) + "\n")
     return ms
 
 
@@ -215,13 +237,16 @@ def limits(df: pd.DataFrame, search_scores: list[float], args) -> list[str]:
     """The noise the verdicts stand on, from this run and from benchmarks/proxy_fidelity.py."""
     lines = [f"- Proxy seed spread here: sd {df.acc_std.min():.3f}-{df.acc_std.max():.3f} over "
              f"{df.seeds.iloc[0].count(' ') + 1} seeds; the mean of three has about 1/1.7 of that."]
-    found = df[df.model == "found"].acc_mean.tolist()
+    by_long = args.pick_long_seed is not None
+    found = df[df.model == "found"]["acc_long" if by_long else "acc_mean"].tolist()
     if search_scores and len(search_scores) == len(found):
         drops = [100 * (m - s) for s, m in zip(search_scores, found)]
-        picked = f"its mean over seeds 0-{CONFIRM_SEEDS}" if args.confirm else "seed 0"
+        picked = (f"its long training on seed {args.pick_long_seed}" if by_long else
+                  f"its mean over seeds 0-{CONFIRM_SEEDS}" if args.confirm else "seed 0")
+        seeds = args.long_seeds if by_long else args.seeds
         lines.append(f"- Winner's curse: each search picked its best network by {picked}; re-evaluated "
-                     f"on seeds {' '.join(map(str, args.seeds))}, its mean was {min(drops):+.1f} to "
-                     f"{max(drops):+.1f} points off the score that picked it.")
+                     f"on {'long ' if by_long else ''}seeds {' '.join(map(str, seeds))}, its mean was "
+                     f"{min(drops):+.1f} to {max(drops):+.1f} points off the score that picked it.")
     fidelity = Path("results/benchmarks/proxy_fidelity.json")
     measured = json.loads(fidelity.read_text()) if fidelity.exists() else {}
     noise = measured.get("noise", {})
@@ -259,7 +284,9 @@ def write_report(out: Path, df: pd.DataFrame, blocks: list[str], search_scores: 
              f"- long protocol (10x the images): {long.to_dict()}; seeds {args.long_seeds}, mean",
              f"- search: TPE, median pruner, {args.trials} trials per study, the paper network as trial 0; "
              + (f"found = best mean over seeds 0-{CONFIRM_SEEDS} among the {args.confirm} best by seed 0 (`--confirm`)"
-                if args.confirm else "found = best by seed 0"),
+                if args.confirm else "found = best by seed 0")
+             + (f", then the best of those {args.confirm} by a long training on seed {args.pick_long_seed} "
+                "(`--pick-long-seed`)" if args.pick_long_seed is not None else ""),
              "- latency: onnxruntime 1 thread, batch 1, 224, measured against the LUT's reference "
              f"block (`{args.lut}`); budgets in ms are the paper network's measured latency", "",
              "| level | budget | model | params | MMACs | latency ms | proxy acc (mean ± std) | "
