@@ -52,10 +52,10 @@ from ghostnas import count, paper_arch
 from ghostnas.arch import Arch
 from ghostnas.cost.latency import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
+from ghostnas.defaults import CONFIRM_SEEDS
 from ghostnas.io import atomic_write, atomic_write_text, merge_json
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
-from ghostnas.search.runner import CONFIRM_SEEDS
 from ghostnas.space import load_space
 from ghostnas.train import get_protocol, train
 

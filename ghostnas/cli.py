@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
-from .defaults import DATA_SPECS, DEFAULT_DATA
+from .defaults import CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
 from .device_runner import CLOCKS
 from .errors import GhostNASError
 
@@ -488,8 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm", type=int, default=0, metavar="K",
                    help="after the search, re-train the K best found networks and the baseline on more "
                         "seeds (--confirm-seeds) and rank them by the mean (one proxy run is noisy)")
-    p.add_argument("--confirm-seeds", type=int, default=2, metavar="N",
-                   help="with --confirm: seeds per finalist besides the trial's own (default 2)")
+    p.add_argument("--confirm-seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"with --confirm: seeds per finalist besides the trial's own (default {CONFIRM_SEEDS})")
     p.add_argument("--confirm-protocol", metavar="NAME",
                    help="with --confirm: re-train the finalists under this protocol instead (e.g. long: "
                         "10x the proxy's training; ranks by it alone)")

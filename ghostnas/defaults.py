@@ -5,3 +5,4 @@
 # the same 5,000 digits leaves room for capacity to matter (see benchmarks/proxy_fidelity.py).
 DEFAULT_DATA = "mnist5k-clutter"
 DATA_SPECS = "mnist5k, mnist5k-clutter, digits, cifar10:PATH, folder:PATH, synthetic[:N]"
+CONFIRM_SEEDS = 2  # `search --confirm`: extra seeds per finalist; with the trial's own, a mean over 3

@@ -171,7 +171,8 @@ def _confirm_entries(run_dir: Path) -> dict[int, dict[str, Any]]:
 def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[str, Any]:
     """`--confirm`: the finalists' accuracy as a mean over seeds, and the best found by that mean."""
     finalists = []
-    for number, entry in _confirm_entries(run_dir).items():
+    entries = _confirm_entries(run_dir)
+    for number, entry in entries.items():
         row = top[top.number == number]
         if row.empty:
             continue
@@ -180,7 +181,7 @@ def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[
         finalists.append(brief)
     if not finalists:
         return {}
-    protocols = {e["protocol"] for e in _confirm_entries(run_dir).values()} - {None}
+    protocols = {e["protocol"] for e in entries.values()} - {None}
     out: dict[str, Any] = {"seeds_per_network": max(len(f["val_accs"]) for f in finalists),
                            "protocol": protocols.pop() if protocols else "the trials'",
                            "finalists": sorted(finalists, key=lambda f: -f["val_acc_mean"])}

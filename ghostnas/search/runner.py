@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..arch import Arch, paper_arch
 from ..cost import count
-from ..defaults import DEFAULT_DATA
+from ..defaults import CONFIRM_SEEDS, DEFAULT_DATA
 from ..errors import GhostNASError
 from ..io import atomic_write_text
 from ..space import Labels, SearchSpace, load_space
@@ -62,7 +62,7 @@ class SearchConfig:
     gpus_per_trial: float = 0.0
     nni_strategy: str = "evolution"  # evolution | random | tpe
     confirm: int = 0  # re-train the best K found networks and the baseline on more seeds
-    confirm_seeds: int = 2  # seeds seed+1 .. seed+N per confirmed network
+    confirm_seeds: int = CONFIRM_SEEDS  # seeds seed+1 .. seed+N per confirmed network
     confirm_protocol: str | None = None  # None: the trials' protocol; e.g. "long" ranks by 10x training
     progress: bool = True
 
@@ -224,9 +224,6 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     from ..results import write_results
 
     return write_results(ctx.run_dir, plots=True)
-
-
-CONFIRM_SEEDS = 2  # default extra seeds per confirmed network: with the trial's own, a mean over 3
 
 
 def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
