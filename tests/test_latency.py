@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from ghostnas import GhostNASError, paper_arch
-from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, read_rows,
-                                   space_entries)
+from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, entry_module,
+                                   make_runner, read_rows, space_entries)
 from ghostnas.space import load_space
 
 TINY_LUT = "results/luts/tiny-onnxruntime-1t.csv"
@@ -40,6 +40,30 @@ def test_build_resumes_without_remeasuring(tmp_path):
     assert all(again[k]["median_ms"] == first[k]["median_ms"] for k in kept)
     with pytest.raises(GhostNASError, match="resume with the same --backend"):
         build_lut(space, "onnxruntime", out, max_entries=12, calibrate=0, log=lambda m: None)
+    meta_path = Path(str(out) + ".meta.json")
+    meta = json.loads(meta_path.read_text())
+    assert meta["allocator"]  # how torch's memory was managed while timing
+    meta_path.write_text(json.dumps({**meta, "allocator": None}))  # a table from before the setting
+    with pytest.raises(GhostNASError, match="not comparable; rebuild with a new --out"):
+        build_lut(space, "torch", out, max_entries=12, calibrate=0, log=lambda m: None)
+
+
+def test_torch_timing_reuses_freed_memory():
+    """A 112 px block's activations are not page-faulted in anew on every timed call (glibc gives
+    big freed blocks back to the OS by default: 1,700-7,000 faults per call, 2.5x the compute)."""
+    import platform
+    import resource
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the setting is glibc's")
+    module, shape = entry_module(Entry.from_key("block|in:112x112x24|mid:144|out:36|k:3|stride:2|se:36|s:4|d:1"))
+    run = make_runner(module, shape, "torch", 1)
+    for _ in range(3):
+        run()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        run()
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 100
 
 
 def test_interrupted_resume_keeps_the_calibration(tmp_path):

@@ -13,6 +13,8 @@ from a whole network in per-call overhead and cache state).
 Timing (``measure``): at one thread on the thread's CPU clock, and each run between runs of
 ``REFERENCE``, reported as ratio x the reference's nominal time. A shared machine's speed drifts
 by tens of percent within seconds; entries timed minutes apart are only comparable this way.
+The torch backend keeps freed memory for reuse (``keep_freed_memory``): eager torch otherwise
+page-faults its activations in on every call, which made timings unsteady and non-additive.
 """
 
 from __future__ import annotations
@@ -326,11 +328,46 @@ def entry_module(entry: Entry):
     return Head().eval(), (1, entry.cin, 7, 7)
 
 
+_allocator: str | None = None
+
+
+def keep_freed_memory() -> str:
+    """Tell glibc's malloc to keep freed memory for reuse; returns what the torch backend's
+    timings ran with, for a table's metadata.
+
+    Why: eager torch allocates every activation anew, and glibc gives blocks over its mmap
+    threshold back to the OS when they are freed, so the next call faults them in again. On the
+    2-core VM a 112 px block took 1,700-7,000 page faults per call, 18 ms (12-32 ms) against 7 ms
+    with the memory kept; networks timed 47-65 ms from one timing to the next, and entries timed
+    alone did not add up to whole networks. ONNX Runtime and LiteRT reuse their own arenas and
+    never pay this; PyTorch's CPU tuning guide recommends a caching allocator for the same reason.
+    Process-wide and permanent (the process keeps its peak memory), so only the timing paths call it.
+    """
+    global _allocator
+    if _allocator is None:
+        import ctypes
+        import platform
+
+        _allocator = "system default"
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            libc = ctypes.CDLL("libc.so.6")
+            m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters from <malloc.h>
+            if libc.mallopt(m_trim_threshold, 2**30) == 1 and libc.mallopt(m_mmap_max, 0) == 1:
+                _allocator = "glibc, freed memory kept (mallopt: no mmap, no trim)"
+    return _allocator
+
+
+def allocator_for(backend: str) -> str | None:
+    """How the backend's memory is managed while timing, recorded in a table's metadata."""
+    return keep_freed_memory() if backend == "torch" else None
+
+
 def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> Callable[[], Any]:
     import torch
 
     x = torch.randn(*shape)
     if backend == "torch":
+        keep_freed_memory()
         torch.set_num_threads(threads)
 
         def run():
@@ -457,6 +494,10 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
             raise GhostNASError(f"{out} was measured with {old.get('backend')}, {old.get('threads')} "
                                 f"thread(s), {old.get('clock', 'wall')} clock; resume with the same "
                                 "--backend/--threads/--clock or a new --out")
+        if old.get("allocator") != allocator_for(backend):
+            raise GhostNASError(f"{out} was measured with allocator {old.get('allocator') or 'default'!r}, "
+                                f"this run uses {allocator_for(backend)!r}: its entries are not "
+                                "comparable; rebuild with a new --out")
         if bool(old.get("reference")) != reference:
             raise GhostNASError(f"{out} was measured {'with' if old.get('reference') else 'without'} the "
                                 "reference; resume with the same setting or a new --out")
@@ -467,7 +508,8 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
         log(busy)
     meta = {"format": LUT_FORMAT, "space": space.source, "space_name": space.name,
             "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
-            "threads": threads, "clock": clock, "device": describe(threads=threads),
+            "threads": threads, "clock": clock, "allocator": allocator_for(backend),
+            "device": describe(threads=threads),
             "entries_in_space": len(space_entries(space))}
     from ..io import atomic_write_text
 
