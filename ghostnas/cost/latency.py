@@ -442,28 +442,29 @@ def measure_reference(backend: str, threads: int, clock: str = "auto") -> dict[s
 
 
 def measure(module, shape, backend: str, threads: int, warmup: int = 10, repeats: int = 30,
-            clock: str = "auto", reference_ms: float | None = None) -> dict[str, float]:
-    """Time one module; with ``reference_ms``, referenced against ``REFERENCE`` (drift-free)."""
+            clock: str = "auto", reference_ms: float | None = None, times: int = 1) -> dict[str, float]:
+    """Time one module; with ``reference_ms``, referenced against ``REFERENCE`` (drift-free). With
+    ``times`` > 1, that many separate timings of one runner, reported by their median (one timing
+    varies ~3% on a busy machine; the runner is built once: a litert conversion takes seconds)."""
     from ..device_runner import resolve_clock, time_it  # the one timing loop, shared with devices
 
+    run = make_runner(module, shape, backend, threads)
     ref = reference_runner(backend, threads) if reference_ms else None
-    return time_it(make_runner(module, shape, backend, threads), warmup, repeats,
-                   resolve_clock(clock, threads), reference=ref, reference_ms=reference_ms)
+    timings = sorted((time_it(run, warmup, repeats, resolve_clock(clock, threads), reference=ref,
+                              reference_ms=reference_ms) for _ in range(times)),
+                     key=lambda t: t["median_ms"])
+    return {**timings[len(timings) // 2],
+            "median_ms": statistics.median(t["median_ms"] for t in timings)}
 
 
 def measure_arch(arch: Arch, backend: str, threads: int, warmup: int = 5, repeats: int = 40,
                  clock: str = "auto", reference_ms: float | None = None, times: int = 1) -> float:
-    """End-to-end ms of ``arch``; with ``times`` > 1 the median of that many separate timings of
-    one converted model (converting once matters for litert: a conversion takes seconds)."""
-    from ..device_runner import resolve_clock, time_it
+    """End-to-end ms of ``arch`` (the median of ``times`` timings)."""
     from ..nn.ghostnet import create_model
 
-    model = create_model(arch).eval()
-    run = make_runner(model, (1, 3, arch.resolution, arch.resolution), backend, threads)
-    ref = reference_runner(backend, threads) if reference_ms else None
-    return statistics.median(
-        time_it(run, warmup, repeats, resolve_clock(clock, threads), reference=ref,
-                reference_ms=reference_ms)["median_ms"] for _ in range(times))
+    shape = (1, 3, arch.resolution, arch.resolution)
+    return measure(create_model(arch).eval(), shape, backend, threads, warmup, repeats, clock,
+                   reference_ms, times)["median_ms"]
 
 
 # ---- building ---------------------------------------------------------------------------------
