@@ -5,8 +5,9 @@
 Builds the tiny space's complete LUT with each backend (torch, onnxruntime, and litert when the
 [tflite] extra is installed; 1 thread) into a temporary folder, checks each on random Archs, and
 checks the shipped default-space LUTs (results/luts/ghostnet-*.csv, build time from their metadata)
-on N random Archs each. ``--only SPACE:BACKEND`` re-measures just those rows; every other row is
-kept from the last lut_eval.json, each with its own date and load. Writes lut_eval.{json,md}.
+on N random Archs each (a table whose backend is not installed here keeps its last row).
+``--only SPACE:BACKEND`` re-measures just those rows; every other row is kept from the last
+lut_eval.json, each with its own date and load. Writes lut_eval.{json,md}.
 Run it with nothing else on the machine: timings taken next to other work are not this machine's.
 """
 
@@ -34,7 +35,7 @@ def summary(report: dict) -> dict:
             "measured_ms": [p["measured_ms"] for p in report["per_arch"]]}
 
 
-def tiny_backends() -> list[str]:
+def installed_backends() -> list[str]:
     from importlib.util import find_spec
 
     litert = find_spec("litert_torch") is not None and find_spec("ai_edge_litert") is not None
@@ -61,7 +62,7 @@ def main() -> None:
 
     tiny = load_space("tiny")
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in (b for b in tiny_backends() if chosen("tiny", b)):
+        for backend in (b for b in installed_backends() if chosen("tiny", b)):
             t = time.perf_counter()
             model = build_lut(tiny, backend, Path(tmp) / f"tiny-{backend}.csv", threads=1, log=lambda m: None)
             build_s = time.perf_counter() - t
@@ -70,14 +71,14 @@ def main() -> None:
                                       **summary(check_lut(model, tiny, n=args.n))}
     for path in SHIPPED:
         shipped = LatencyModel.load(path)
-        if chosen("ghostnet", shipped.meta["backend"]):
+        if shipped.meta["backend"] in installed_backends() and chosen("ghostnet", shipped.meta["backend"]):
             fresh["ghostnet", shipped.meta["backend"]] = {
                 "space": "ghostnet", "backend": shipped.meta["backend"], "entries": len(shipped.rows),
                 "build_s": shipped.meta.get("build_seconds"), "date": describe(threads=1)["date"],
                 **summary(check_lut(shipped, load_space("ghostnet"), n=args.n))}
     if wanted and wanted - set(fresh):
         raise SystemExit(f"nothing to measure for {sorted(wanted - set(fresh))}: "
-                         f"tiny backends here {tiny_backends()}, shipped tables {SHIPPED}")
+                         f"tiny backends here {installed_backends()}, shipped tables {SHIPPED}")
     rows = [fresh.pop((r["space"], r["backend"]), r) for r in old] + list(fresh.values())
     m = describe(threads=1)
     result = {"machine": m, "rows": rows}

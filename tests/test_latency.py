@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from ghostnas import GhostNASError, paper_arch
-from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, entry_module,
-                                   make_runner, read_rows, space_entries)
+from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut,
+                                   entry_module, make_runner, read_rows, space_entries)
 from ghostnas.space import load_space
 
 TINY_LUT = "results/luts/tiny-onnxruntime-1t.csv"
@@ -46,6 +46,8 @@ def test_build_resumes_without_remeasuring(tmp_path):
     meta_path.write_text(json.dumps({**meta, "allocator": None}))  # a table from before the setting
     with pytest.raises(GhostNASError, match="not comparable; rebuild with a new --out"):
         build_lut(space, "torch", out, max_entries=12, calibrate=0, log=lambda m: None)
+    with pytest.raises(GhostNASError, match="rebuild the table"):  # nor checked against new timings
+        check_lut(LatencyModel.load(out), space, n=2)
 
 
 def test_torch_timing_reuses_freed_memory():

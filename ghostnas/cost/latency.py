@@ -588,6 +588,10 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
     from ..machine import load_1min
 
     backend, threads = model.meta["backend"], int(model.meta["threads"])
+    if model.meta.get("allocator") != allocator_for(backend):
+        raise GhostNASError(f"{model.path} was timed with allocator {model.meta.get('allocator') or 'default'!r}, "
+                            f"networks are now timed with {allocator_for(backend)!r}: rebuild the table "
+                            "with `ghostnas lut build` before checking it")
     load_at_start = load_1min()
     rng = random.Random(seed)
     per_arch = []
