@@ -60,9 +60,10 @@ def main() -> None:
     def chosen(space: str, backend: str) -> bool:
         return wanted is None or (space, backend) in wanted
 
+    backends = installed_backends()
     tiny = load_space("tiny")
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in (b for b in installed_backends() if chosen("tiny", b)):
+        for backend in (b for b in backends if chosen("tiny", b)):
             t = time.perf_counter()
             model = build_lut(tiny, backend, Path(tmp) / f"tiny-{backend}.csv", threads=1, log=lambda m: None)
             build_s = time.perf_counter() - t
@@ -71,14 +72,14 @@ def main() -> None:
                                       **summary(check_lut(model, tiny, n=args.n))}
     for path in SHIPPED:
         shipped = LatencyModel.load(path)
-        if shipped.meta["backend"] in installed_backends() and chosen("ghostnet", shipped.meta["backend"]):
+        if shipped.meta["backend"] in backends and chosen("ghostnet", shipped.meta["backend"]):
             fresh["ghostnet", shipped.meta["backend"]] = {
                 "space": "ghostnet", "backend": shipped.meta["backend"], "entries": len(shipped.rows),
                 "build_s": shipped.meta.get("build_seconds"), "date": describe(threads=1)["date"],
                 **summary(check_lut(shipped, load_space("ghostnet"), n=args.n))}
     if wanted and wanted - set(fresh):
         raise SystemExit(f"nothing to measure for {sorted(wanted - set(fresh))}: "
-                         f"tiny backends here {installed_backends()}, shipped tables {SHIPPED}")
+                         f"backends here {backends}, shipped tables {SHIPPED}")
     rows = [fresh.pop((r["space"], r["backend"]), r) for r in old] + list(fresh.values())
     m = describe(threads=1)
     result = {"machine": m, "rows": rows}

@@ -362,6 +362,13 @@ def allocator_for(backend: str) -> str | None:
     return keep_freed_memory() if backend == "torch" else None
 
 
+def require_same_allocator(meta: dict[str, Any], backend: str, path, fix: str) -> None:
+    """A table's entries and this process's timings must manage memory alike (see keep_freed_memory)."""
+    if meta.get("allocator") != allocator_for(backend):
+        raise GhostNASError(f"{path} was timed with allocator {meta.get('allocator') or 'default'!r}, "
+                            f"this process times with {allocator_for(backend)!r}: {fix}")
+
+
 def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> Callable[[], Any]:
     import torch
 
@@ -495,10 +502,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
             raise GhostNASError(f"{out} was measured with {old.get('backend')}, {old.get('threads')} "
                                 f"thread(s), {old.get('clock', 'wall')} clock; resume with the same "
                                 "--backend/--threads/--clock or a new --out")
-        if old.get("allocator") != allocator_for(backend):
-            raise GhostNASError(f"{out} was measured with allocator {old.get('allocator') or 'default'!r}, "
-                                f"this run uses {allocator_for(backend)!r}: its entries are not "
-                                "comparable; rebuild with a new --out")
+        require_same_allocator(old, backend, out, "its entries are not comparable; rebuild with a new --out")
         if bool(old.get("reference")) != reference:
             raise GhostNASError(f"{out} was measured {'with' if old.get('reference') else 'without'} the "
                                 "reference; resume with the same setting or a new --out")
@@ -588,10 +592,8 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
     from ..machine import load_1min
 
     backend, threads = model.meta["backend"], int(model.meta["threads"])
-    if model.meta.get("allocator") != allocator_for(backend):
-        raise GhostNASError(f"{model.path} was timed with allocator {model.meta.get('allocator') or 'default'!r}, "
-                            f"networks are now timed with {allocator_for(backend)!r}: rebuild the table "
-                            "with `ghostnas lut build` before checking it")
+    require_same_allocator(model.meta, backend, model.path,
+                           "rebuild the table with `ghostnas lut build` before checking it")
     load_at_start = load_1min()
     rng = random.Random(seed)
     per_arch = []
