@@ -62,10 +62,12 @@ def test_torch_timing_reuses_freed_memory():
     run = make_runner(module, shape, "torch", 1)
     for _ in range(3):
         run()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    faults = []
+    for _ in range(7):  # per call, and the median: other threads of the test process fault now and then
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         run()
-    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 100
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    assert sorted(faults)[3] < 100
 
 
 def test_interrupted_resume_keeps_the_calibration(tmp_path):
