@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ghostnas.cost.latency import LatencyModel, build_lut, check_lut
+from ghostnas.cost.latency import BACKEND_MODULES, LatencyModel, backend_installed, build_lut, check_lut
 from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
 from ghostnas.space import load_space
@@ -33,13 +33,6 @@ def summary(report: dict) -> dict:
     return {**out, "mean_error_pct": round(sum(errors) / len(errors), 2), "errors_pct": errors,
             # kept so a new predictor can be re-scored against these measurements without re-timing
             "measured_ms": [p["measured_ms"] for p in report["per_arch"]]}
-
-
-def installed_backends() -> list[str]:
-    from importlib.util import find_spec
-
-    litert = find_spec("litert_torch") is not None and find_spec("ai_edge_litert") is not None
-    return ["torch", "onnxruntime"] + (["litert"] if litert else [])
 
 
 def main() -> None:
@@ -60,7 +53,7 @@ def main() -> None:
     def chosen(space: str, backend: str) -> bool:
         return wanted is None or (space, backend) in wanted
 
-    backends = installed_backends()
+    backends = [b for b in BACKEND_MODULES if backend_installed(b)]
     tiny = load_space("tiny")
     with tempfile.TemporaryDirectory() as tmp:
         for backend in (b for b in backends if chosen("tiny", b)):

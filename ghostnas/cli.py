@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
-from .defaults import CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
+from .defaults import CHECK_LATENCY, CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
 from .device_runner import CLOCKS
 from .errors import GhostNASError
 
@@ -194,7 +194,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         threads=args.threads, device=args.device, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         nni_strategy=args.nni_strategy, confirm=args.confirm, confirm_seeds=args.confirm_seeds,
-        confirm_protocol=args.confirm_protocol,
+        confirm_protocol=args.confirm_protocol, check_latency=args.check_latency,
         progress=not args.json and _sys.stderr.isatty())
     summary = run_search(cfg)
     if args.json:
@@ -210,7 +210,10 @@ def _print_summary(summary: dict) -> None:
     for key, title in (("baseline", "hand-designed"), ("best_found", "best found")):
         if key in summary:
             b = summary[key]
-            lat = f", {b['latency_ms']:.2f} ms" if "latency_ms" in b else ""
+            lat = f", {b['latency_ms']:.2f} ms predicted" if "latency_ms" in b else ""
+            if "latency_ms_measured" in b:
+                lat += (f", {b['latency_ms_measured']:.2f} ms measured here"
+                        + ("" if b["latency_fits"] else " (over the budget)"))
             print(f"  {title:<14} trial {b['trial']:>3}: val top-1 {b['val_acc']:.4f}, "
                   f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}")
     if "found_minus_baseline_points" in summary:
@@ -496,6 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="proxy", help="training protocol of a trial (default proxy)")
     p.add_argument("--epochs", type=int, help="override the protocol's epochs")
     p.add_argument("--lut", help="latency table (CSV) for latency budgets and --pareto on latency")
+    p.add_argument("--check-latency", type=int, default=CHECK_LATENCY, metavar="K",
+                   help="with a latency budget: time up to K of the best found networks on this machine "
+                        "(where the table was built here) and rank those measured over the budget last "
+                        f"(default {CHECK_LATENCY}; 0: trust the table's prediction)")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--address", help="ray: address of a running cluster (default: start a local one)")

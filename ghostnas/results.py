@@ -7,7 +7,9 @@ cooperating workers give the same files:
   are only counted): number, state, val_acc, macs, params, latency_ms, seconds, baseline,
   protocol, engine, error, then the flat arch labels (``width``, ``s6_b3_exp``, ...).
 - ``pareto.csv``: trials not beaten on both accuracy and cost.
-- ``summary.json``: counts, best trial, the hand-designed baseline, the margin between them.
+- ``summary.json``: counts, best trial, the hand-designed baseline, the margin between them;
+  with a latency budget, the best networks' latency measured here (``latency_check.json``, see
+  ``search.runner.check_latency``): a network measured over the budget ranks below all others.
 - ``acc_vs_macs.png`` (and ``acc_vs_latency.png`` with a LUT), paper networks marked.
 
 Open the study in optuna-dashboard:
@@ -27,9 +29,11 @@ import pandas as pd
 from .errors import GhostNASError
 from .io import atomic_write, atomic_write_text
 
-# trial-table columns that are not arch labels (val_acc_mean: added by ranked_confirmed)
+# trial-table columns that are not arch labels (val_acc_mean, latency_ms_measured, latency_fits:
+# added from confirm.json and latency_check.json)
 META = ["number", "state", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline",
-        "prefilter", "protocol", "engine", "worker", "error", "history", "val_acc_mean"]
+        "prefilter", "protocol", "engine", "worker", "error", "history", "val_acc_mean",
+        "latency_ms_measured", "latency_fits"]
 
 
 def load_study(run_dir: Path):
@@ -101,6 +105,8 @@ def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
            "arch": {c: _plain(row[c]) for c in label_cols if pd.notna(row[c])}}
     if "latency_ms" in row and pd.notna(row["latency_ms"]):
         out["latency_ms"] = float(row["latency_ms"])
+    if "latency_ms_measured" in row and pd.notna(row["latency_ms_measured"]):
+        out.update(latency_ms_measured=float(row["latency_ms_measured"]), latency_fits=bool(row["latency_fits"]))
     return out
 
 
@@ -118,11 +124,25 @@ def ranked_confirmed(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
     seeds (column ``val_acc_mean``): `export best` then exports the confirmed winner."""
     top = ranked(df)
     entries = _confirm_entries(Path(run_dir))
-    if not entries:
+    if entries:
+        top = top.assign(val_acc_mean=top.number.map({n: e["val_acc_mean"] for n, e in entries.items()}))
+        top = pd.concat([top[top.val_acc_mean.notna()].sort_values("val_acc_mean", ascending=False),
+                         top[top.val_acc_mean.isna()]])
+    return with_latency_checks(run_dir, top)
+
+
+def with_latency_checks(run_dir: Path, top: pd.DataFrame) -> pd.DataFrame:
+    """``top`` with the latencies measured by `search` (``latency_check.json``) as columns
+    ``latency_ms_measured`` and ``latency_fits``; a network measured over the budget moves below
+    every other, the order otherwise kept."""
+    path = Path(run_dir) / "latency_check.json"
+    if not path.exists():
         return top
-    top = top.assign(val_acc_mean=top.number.map({n: e["val_acc_mean"] for n, e in entries.items()}))
-    return pd.concat([top[top.val_acc_mean.notna()].sort_values("val_acc_mean", ascending=False),
-                      top[top.val_acc_mean.isna()]])
+    checks = {int(k): e for k, e in json.loads(path.read_text()).items()}
+    top = top.assign(latency_ms_measured=top.number.map({n: e["measured_ms"] for n, e in checks.items()}),
+                     latency_fits=top.number.map({n: e["fits"] for n, e in checks.items()}))
+    over = top.latency_fits.eq(False)
+    return pd.concat([top[~over], top[over]])
 
 
 def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str, Any]:
@@ -135,7 +155,7 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
     summary: dict[str, Any] = {"study": study.study_name, "run_dir": str(run_dir),
                                "budgets": config.get("identity", {}).get("budgets"),
                                "protocol": config.get("protocol"), "trials": counts}
-    top = ranked(df)
+    top = with_latency_checks(run_dir, ranked(df))
     if not top.empty:
         summary["best"] = _brief(top.iloc[0], label_cols)
         found = top[~top.baseline]
@@ -184,7 +204,8 @@ def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[
     protocols = {e["protocol"] for e in entries.values()} - {None}
     out: dict[str, Any] = {"seeds_per_network": max(len(f["val_accs"]) for f in finalists),
                            "protocol": protocols.pop() if protocols else "the trials'",
-                           "finalists": sorted(finalists, key=lambda f: -f["val_acc_mean"])}
+                           "finalists": sorted(finalists, key=lambda f: (f.get("latency_fits") is False,
+                                                                         -f["val_acc_mean"]))}
     found = [f for f in out["finalists"] if not f["baseline"]]
     base = [f for f in out["finalists"] if f["baseline"]]
     if found:

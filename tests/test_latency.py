@@ -169,16 +169,68 @@ def test_lut_check_reports_the_documented_keys(capsys):
     assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1
 
 
+def tiny_lut_copy(folder: Path, **device) -> str:
+    """The shipped tiny table in ``folder``, its recorded machine replaced by ``device`` fields."""
+    for suffix in ("", ".meta.json"):
+        shutil.copy(TINY_LUT + suffix, str(folder / "lut.csv") + suffix)
+    meta_path = folder / "lut.csv.meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["device"].update(device)
+    meta_path.write_text(json.dumps(meta))
+    return str(folder / "lut.csv")
+
+
+def this_machine() -> dict:
+    import os
+    import platform
+
+    from ghostnas.machine import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine()}
+
+
 def test_search_with_latency_budget(tmp_path):
     from ghostnas.search import SearchConfig, run_search
 
     model = LatencyModel.load(TINY_LUT)
     space = load_space("tiny")
     median = sorted(model.predict_arch(space.sample_arch(s)) for s in range(40))[20]
+    lut = tiny_lut_copy(tmp_path, **this_machine())  # as if built here (CI may run on another CPU)
     cfg = SearchConfig(budgets=(f"{median:.3f}ms",), space="tiny", data="digits", protocol="smoke",
-                       trials=2, out=str(tmp_path), threads=1, progress=False, lut=TINY_LUT, study="lat")
+                       trials=2, out=str(tmp_path), threads=1, progress=False, lut=lut, study="lat")
     summary = run_search(cfg)
     assert summary["best"]["latency_ms"] <= round(median, 3)
+    # the best found network and the baseline were timed here, like with like with the table
+    checks = json.loads((tmp_path / "lat" / "latency_check.json").read_text())
+    found = summary["best_found"]
+    assert checks[str(found["trial"])]["measured_ms"] == found["latency_ms_measured"] > 0
+    assert found["latency_fits"] == (found["latency_ms_measured"] <= round(median, 3))
+
+
+def test_network_measured_over_a_latency_budget_ranks_last(tmp_path):
+    from ghostnas.results import load_study, ranked_confirmed, trials_frame, write_results
+    from ghostnas.search import SearchConfig, run_search
+
+    cfg = SearchConfig(budgets=("50ms",), space="tiny", data="digits", protocol="smoke", trials=3,
+                       out=str(tmp_path), threads=1, progress=False, lut=TINY_LUT, study="lat",
+                       check_latency=0)
+    run_search(cfg)
+    run = tmp_path / "lat"
+    order = list(ranked_confirmed(run, trials_frame(load_study(run))).number)
+    first = order[0]
+    (run / "latency_check.json").write_text(json.dumps({str(first): {
+        "predicted_ms": 1.0, "measured_ms": 60.0, "fits": False, "baseline": False}}))
+    assert list(ranked_confirmed(run, trials_frame(load_study(run))).number) == order[1:] + [first]
+    summary = write_results(run, plots=False)
+    assert summary["best"]["trial"] != first
+
+
+def test_latency_is_timed_only_where_the_table_was_built(tmp_path):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "phone").mkdir()
+    assert LatencyModel.load(tiny_lut_copy(tmp_path / "here", **this_machine())).why_not_timeable_here() is None
+    phone = LatencyModel.load(tiny_lut_copy(tmp_path / "phone", **{**this_machine(), "cpu": "Cortex-A76"}))
+    assert "built on another machine (cpu 'Cortex-A76'" in phone.why_not_timeable_here()
 
 
 # benchmark_model's summary lines, in the format its documentation shows

@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import platform
 import random
 import statistics
 import time
@@ -254,6 +255,25 @@ class LatencyModel:
         return measure_arch(load_arch(arch), self.meta["backend"], int(self.meta["threads"]),
                             clock=self.meta.get("clock", "wall"), reference_ms=ref_ms, times=times)
 
+    def why_not_timeable_here(self) -> str | None:
+        """Why ``measure_arch`` here would not be like with like with the table, or None when it
+        is: the table must have been built on this kind of machine (CPU model, cores,
+        architecture; a table imported from a phone is not), with its backend installed here and
+        timed with this process's allocator."""
+        from ..machine import cpu_model
+
+        device = self.meta.get("device") or {}
+        if self.meta.get("imported_from"):
+            return f"{self.path} was measured on another device ({device.get('cpu')})"
+        here = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine()}
+        for key, value in here.items():
+            if device.get(key) != value:
+                return f"{self.path} was built on another machine ({key} {device.get(key)!r}, here {value!r})"
+        backend = self.meta["backend"]
+        if not backend_installed(backend):
+            return f"its backend {backend!r} is not installed here"
+        return allocator_mismatch(self.meta, backend, self.path)
+
     def space(self):
         """The space the table was built for: its YAML where it was, else the shipped space of
         that name (a LUT built in another checkout or on another machine)."""
@@ -362,11 +382,30 @@ def allocator_for(backend: str) -> str | None:
     return keep_freed_memory() if backend == "torch" else None
 
 
+def allocator_mismatch(meta: dict[str, Any], backend: str, path) -> str | None:
+    """Why a table's entries and this process's timings manage memory differently (see
+    keep_freed_memory), or None when they agree."""
+    if meta.get("allocator") == allocator_for(backend):
+        return None
+    return (f"{path} was timed with allocator {meta.get('allocator') or 'default'!r}, "
+            f"this process times with {allocator_for(backend)!r}")
+
+
 def require_same_allocator(meta: dict[str, Any], backend: str, path, fix: str) -> None:
-    """A table's entries and this process's timings must manage memory alike (see keep_freed_memory)."""
-    if meta.get("allocator") != allocator_for(backend):
-        raise GhostNASError(f"{path} was timed with allocator {meta.get('allocator') or 'default'!r}, "
-                            f"this process times with {allocator_for(backend)!r}: {fix}")
+    """A table's entries and this process's timings must manage memory alike."""
+    why = allocator_mismatch(meta, backend, path)
+    if why:
+        raise GhostNASError(f"{why}: {fix}")
+
+
+BACKEND_MODULES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx"),
+                   "litert": ("litert_torch", "ai_edge_litert")}  # litert: the [tflite] extra
+
+
+def backend_installed(backend: str) -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in BACKEND_MODULES.get(backend, (backend,)))
 
 
 def make_runner(module, shape: tuple[int, ...], backend: str, threads: int) -> Callable[[], Any]:
