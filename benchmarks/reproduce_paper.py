@@ -277,10 +277,31 @@ def limits(df: pd.DataFrame, search_scores: list[float], args) -> list[str]:
         pooled = float((nets.acc_long_std ** 2).mean() ** 0.5)
         lines.append(f"- In this run, {len(nets)} networks trained long on seeds {args.long_seeds}: one run's "
                      f"seed sd {pooled:.3f} (pooled), at most {nets.acc_long_std.max():.3f} for one network.")
+    lines += timing_repeats(Path(args.out) / "paper_vs_search")
     lines.append("- A 2-epoch proxy can favour networks that learn fast over networks that end up "
                  "better: compare each found network's depth (block count below) with its proxy and "
                  "long-training margins.")
     return lines
+
+
+def timing_repeats(work: Path) -> list[str]:
+    """A paper network timed twice, where its latency study kept it as the baseline: when its
+    budget was set, and again by the search's latency check (same table and reference block)."""
+    pairs = []
+    for check in sorted(work.glob("runs/*-latency/latency_check.json")):
+        level = check.parent.name.split("-")[0]
+        trials = pd.read_csv(check.parent / "trials.csv")
+        base = trials[trials.baseline]
+        entry = json.loads(check.read_text()).get(str(int(base.number.iloc[0]))) if len(base) else None
+        if entry and float(base.width.iloc[0]) == float(level.rstrip("x")):
+            first = json.loads((work / f"latency-paper-{level}.json").read_text())["ms"]
+            pairs.append(f"paper {level} {first:.2f} ms, then {entry['measured_ms']:.2f} ms")
+    if not pairs:
+        return []
+    return [f"- One network timed twice, hours apart (when its budget was set, and by the search's "
+            f"latency check), differs by a few percent even against the reference block: "
+            f"{'; '.join(pairs)}. A found network within ~2% of its budget is within that noise; the "
+            "search's check times its finalists and the baseline in one session."]
 
 
 def write_report(out: Path, df: pd.DataFrame, blocks: list[str], search_scores: list[float], args,
