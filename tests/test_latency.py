@@ -6,7 +6,8 @@ import pytest
 
 from ghostnas import GhostNASError, paper_arch
 from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut,
-                                   entry_module, make_runner, read_rows, space_entries)
+                                   entry_module, make_runner, read_rows, select_entries,
+                                   space_entries)
 from ghostnas.space import load_space
 
 TINY_LUT = "results/luts/tiny-onnxruntime-1t.csv"
@@ -48,6 +49,15 @@ def test_build_resumes_without_remeasuring(tmp_path):
         build_lut(space, "torch", out, max_entries=12, calibrate=0, log=lambda m: None)
     with pytest.raises(GhostNASError, match="rebuild the table"):  # nor checked against new timings
         check_lut(LatencyModel.load(out), space, n=2)
+
+
+def test_a_larger_sample_grows_a_table_by_only_the_new_entries():
+    space = load_space("tiny")
+    small = {e.key for e in select_entries(space, 30, 0)}
+    assert small < {e.key for e in select_entries(space, 50, 0)}
+    other = {e.key for e in select_entries(space, 30, 1)}  # a table sampled with another seed
+    assert other != small
+    assert other < {e.key for e in select_entries(space, 50, 0, measured=other)}
 
 
 def test_torch_timing_reuses_freed_memory():

@@ -526,7 +526,6 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
 
     out = Path(out)
     clock = resolve_clock(clock, threads)
-    entries = select_entries(space, max_entries, seed)
     meta_path = Path(str(out) + ".meta.json")
     if out.exists():
         data = out.read_bytes()
@@ -534,6 +533,7 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
             with open(out, "r+b") as fh:
                 fh.truncate(data.rfind(b"\n") + 1)
     done = read_rows(out) if out.exists() else {}
+    entries = select_entries(space, max_entries, seed, measured=set(done))
     todo = [e for e in entries if e.key not in done]
     old = json.loads(meta_path.read_text()) if done and meta_path.exists() else None
     if old is not None:  # resuming: the new entries must be timed like the old ones
@@ -658,20 +658,31 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
 
 # ---- measuring on another device ----------------------------------------------------------------
 
-def select_entries(space, max_entries: int | None, seed: int) -> list[Entry]:
+def select_entries(space, max_entries: int | None, seed: int,
+                   measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
     """All of the space's entries, or a stratified sample: every stem/final/head entry, blocks
-    sampled evenly per network position (input size, stride, identity or projection shortcut)."""
+    sampled evenly per network position (input size, stride, identity or projection shortcut).
+
+    Each position's blocks are shuffled by their own seeded generator and the first ones taken,
+    so a larger ``max_entries`` holds every entry of a smaller one; entries already ``measured``
+    (a table being resumed or grown) go first in their position. So raising ``--max-entries`` on an
+    existing table measures only the entries it adds."""
     entries = space_entries(space)
     if not max_entries or len(entries) <= max_entries:
         return entries
     fixed = [e for e in entries if e.kind != "block"]
-    rng = random.Random(seed)
     by_pos: dict[tuple, list[Entry]] = {}
     for e in entries:
         if e.kind == "block":
             by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
     per = max(1, (max_entries - len(fixed)) // len(by_pos))
-    return fixed + [x for group in by_pos.values() for x in rng.sample(group, min(per, len(group)))]
+    chosen = []
+    for pos, group in by_pos.items():
+        order = list(group)
+        random.Random(f"{seed}|{pos}").shuffle(order)
+        order.sort(key=lambda e: e.key not in measured)  # stable: the measured first, shuffled order kept
+        chosen += order[:per]
+    return fixed + chosen
 
 
 def export_blocks(space, fmt: str, out: "str | os.PathLike[str]", max_entries: int | None = None,
