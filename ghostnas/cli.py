@@ -240,7 +240,8 @@ def cmd_results_show(args: argparse.Namespace) -> int:
         return 0
     _print_summary(summary)
     df = ranked_confirmed(run_dir, trials_frame(load_study(run_dir)))
-    cols = [c for c in ("number", "val_acc", "val_acc_mean", "macs", "params", "latency_ms", "seconds", "baseline")
+    cols = [c for c in ("number", "val_acc", "val_acc_mean", "macs", "params", "latency_ms", "latency_ms_measured",
+                        "seconds", "baseline")
             if c in df.columns]
     if not df.empty:
         print(df[cols].head(args.top).to_string(index=False))
