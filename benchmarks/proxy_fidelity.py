@@ -52,6 +52,21 @@ def candidates(n_random: int):
         seed += 1
 
 
+BOOTSTRAP_DRAWS = 2000
+
+
+def tau_interval(x: pd.Series, y: pd.Series, level: float = 0.9) -> tuple[float, float]:
+    """Percentile bootstrap interval of Kendall's tau, resampling networks (seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    xs, ys = x.to_numpy(), y.to_numpy()
+    draws = [kendalltau(xs[i], ys[i]).statistic
+             for i in (rng.integers(0, len(xs), len(xs)) for _ in range(BOOTSTRAP_DRAWS))]
+    lo, hi = np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 def sotl_column(proxy_column: str) -> str:
     """proxy_acc -> proxy_sotl, proxy_acc_s1 -> proxy_sotl_s1: where that run's negated sum of
     per-epoch training losses goes (higher = learnt faster, like accuracy)."""
@@ -162,11 +177,20 @@ def main() -> None:
                           *((m, df[m]) for m in SCORERS), ("macs", df.macs),
                           ("long training, seed 0 alone", df.long_acc)):
             taus_vs_mean[k] = kendalltau(column, long_mean).statistic
+    # how precisely these networks pin the headline taus: a percentile bootstrap over networks
+    intervals = {}
+    if taus_vs_mean:
+        intervals["proxy vs mean of 2 long runs"] = tau_interval(df.proxy_acc, long_mean)
+    if len(both) >= 5:
+        intervals["proxy seed 0 vs seed 1"] = tau_interval(both.proxy_acc, both.proxy_acc_s1)
+    if "long_seed_tau" in noise:
+        intervals["long seed 0 vs seed 1"] = tau_interval(longs.long_acc, longs.long_acc_s1)
     summary = {"machine": describe(threads=torch.get_num_threads()), "data": args.data,
                "n": len(df), "proxy": proxy.to_dict(), "long": long.to_dict(),
                "kendall_tau_vs_long": {k: round(v, 3) for k, v in taus.items()},
                "kendall_tau_vs_long_mean": {k: round(v, 3) for k, v in taus_vs_mean.items()},
                "noise": {k: round(v, 4) for k, v in noise.items()},
+               "tau_interval_90": {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in intervals.items()},
                "proxy_seconds_median": float(df.proxy_s.median()),
                "proxy_seconds_max": float(df.proxy_s.max()),
                "zero_cost_seconds_max": {m: float(df[f"{m}_s"].max()) for m in SCORERS}}
@@ -215,6 +239,11 @@ def main() -> None:
                   f"{noise['tau_ceiling']:.2f} against one long run and {noise['tau_ceiling_vs_mean']:.2f} against "
                   "the mean of two (Gaussian approximation; reliability from "
                   + ("the runs' rank agreement)." if "long_seed_tau" in noise else "the sd).")]
+    if intervals:
+        lines += ["", f"How precisely {len(df)} networks pin these numbers (90% intervals, networks resampled "
+                  f"{BOOTSTRAP_DRAWS:,} times): "
+                  + "; ".join(f"{k} {lo:.2f} to {hi:.2f}" for k, (lo, hi) in intervals.items())
+                  + ". A single tau from this many networks is good to about +/-0.25."]
     lines += ["", f"Per network: `{stem}.csv`."]
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
