@@ -254,7 +254,7 @@ def resolve_ranked_arch(study: str | None, out: str, rank: int):
     """(Arch, proxy weights path or None, trial row) of the rank-th best trial of a study."""
     from pathlib import Path
 
-    from .results import META, find_run, load_study, ranked_confirmed, trials_frame
+    from .results import find_run, load_study, ranked_confirmed, trial_arch, trials_frame
     from .space import load_space
 
     run_dir = find_run(study, out)
@@ -264,9 +264,7 @@ def resolve_ranked_arch(study: str | None, out: str, rank: int):
     row = df.iloc[rank - 1]
     config = json.loads((run_dir / "config.json").read_text())
     space = load_space(config["identity"]["space"])
-    labels = {c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()
-              if c not in META and v == v and v is not None}
-    arch = space.to_arch(labels, name=f"{run_dir.name}-trial{int(row['number'])}")
+    arch = trial_arch(space, row, name=f"{run_dir.name}-trial{int(row['number'])}")
     weights = Path(run_dir) / "weights" / f"trial_{int(row['number'])}.pt"
     return arch, (weights if weights.exists() else None), row
 

@@ -110,6 +110,12 @@ def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
     return out
 
 
+def trial_arch(space, row: pd.Series, name: str):
+    """The Arch of one row of a trials table (its label columns) in ``space``."""
+    labels = {c: _plain(row[c]) for c in dict(space.dimensions()) if c in row and pd.notna(row[c])}
+    return space.to_arch(labels, name=name)
+
+
 def _plain(v: Any) -> Any:
     """numpy scalar -> Python scalar, for JSON."""
     return v.item() if hasattr(v, "item") else v

@@ -276,11 +276,9 @@ def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
 
 
 def trial_arch(ctx: Context, row) -> Arch:
-    """The Arch of one row of the trials table."""
-    import pandas as pd
+    from ..results import trial_arch as arch_of_row
 
-    labels = {c: row[c] for c in dict(ctx.space.dimensions()) if c in row and pd.notna(row[c])}
-    return ctx.space.to_arch(labels, name=f"{ctx.run_dir.name}-t{int(row['number'])}")
+    return arch_of_row(ctx.space, row, name=f"{ctx.run_dir.name}-t{int(row['number'])}")
 
 
 def check_latency(ctx: Context, k: int) -> dict[str, Any]:
