@@ -27,6 +27,15 @@ CHANNEL_DIVISOR = 4  # GhostNet rounds every channel count to a multiple of 4
 ARCH_FORMAT = "ghostnas.arch/1"
 
 
+def kernel_acts(cin: int, cout: int, stride: int) -> bool:
+    """Whether a bottleneck's depthwise kernel ``k`` changes the network: GhostNet has a
+    depthwise conv only in stride-2 blocks and in projection shortcuts (in != out channels)."""
+    return stride > 1 or cin != cout
+
+
+UNUSED_K = 3  # the k recorded for a block whose kernel does not act
+
+
 @functools.lru_cache(maxsize=65536)  # called ~35 times per Arch costed; values repeat
 def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
     """Round to the nearest multiple of ``divisor`` (at least ``divisor``); add one step if that

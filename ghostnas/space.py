@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .arch import Arch, Block, make_divisible
+from .arch import UNUSED_K, Arch, Block, kernel_acts, make_divisible
 from .errors import GhostNASError
 
 Labels = dict[str, Any]
@@ -32,7 +32,6 @@ SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d"}
 TOP_KEYS = {"name", "description", "width", "resolution", "stem", "final_conv", "head",
             "dropout", "num_classes", "stages"}
-UNUSED_K = 3  # value stored for a kernel that has no effect
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,7 @@ class SearchSpace:
                 yield i, j, cin, (st.stride if j == 0 else 1)
                 cin = st.out[j]
 
-    @staticmethod
-    def k_used(cin: int, cout: int, stride: int) -> bool:
-        return stride > 1 or cin != cout
+    k_used = staticmethod(kernel_acts)
 
     def dimensions(self) -> list[tuple[str, tuple]]:
         """Every label with its choices (those with at least two), in network order.

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ghostnas import GhostNASError, paper_arch
+from ghostnas import GhostNASError, load_arch, paper_arch
 from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut,
                                    entry_module, make_runner, read_rows, select_entries,
                                    space_entries)
@@ -168,6 +168,11 @@ def test_default_lut_ships_with_metadata():
     assert meta["clock"] == "cpu" and meta["reference"]["ms"] > 0
     model = LatencyModel.load("results/luts/ghostnet-onnxruntime-1t.csv")
     assert 1.0 < model.predict_arch("paper-1.0x") < 100.0
+    # the table is complete and the paper networks are points of the space, so every entry is
+    # measured: their k=5 on identity blocks (a kernel that does not act) is keyed as k=3
+    for name in ("paper-0.5x", "paper-1.0x", "paper-1.3x"):
+        assert all(model.entry_ms(e)[1] for e in arch_entries(load_arch(name).resolve())), name
+    assert model._model is None  # so the predictor was never fitted
 
 
 def test_lut_check_reports_the_documented_keys(capsys):

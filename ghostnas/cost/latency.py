@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..arch import Arch, ResolvedArch, ResolvedBlock, conv_out, load_arch, make_divisible, se_channels
+from ..arch import (UNUSED_K, Arch, ResolvedArch, ResolvedBlock, conv_out, kernel_acts, load_arch,
+                    make_divisible, se_channels)
 from ..errors import GhostNASError
 from .analytic import block_cost
 
@@ -129,7 +130,10 @@ def predictor_features(e: Entry) -> list[float]:
 
 def arch_entries(r: ResolvedArch) -> list[Entry]:
     entries = [Entry("stem", r.resolution, 3, 0, r.stem)]
-    entries += [Entry("block", b.h, b.cin, b.mid, b.cout, b.k, b.stride, b.se_channels, b.s, b.d)
+    # a kernel that does not act is keyed as the space enumerates it, so the paper's k=5 on an
+    # identity block finds the same (equal) network's entry
+    entries += [Entry("block", b.h, b.cin, b.mid, b.cout,
+                      b.k if kernel_acts(b.cin, b.cout, b.stride) else UNUSED_K, b.stride, b.se_channels, b.s, b.d)
                 for b in r.blocks]
     cin = r.blocks[-1].cout if r.blocks else r.stem
     entries.append(Entry("final", r.final_hw[0], cin, 0, r.final_conv))
@@ -155,10 +159,10 @@ def space_entries(space) -> list[Entry]:
                 cout = make_divisible(st.out[j] * w)
                 for cin_base in sorted(cins):
                     cin = make_divisible(cin_base * w)
-                    k_used = space.k_used(cin_base, st.out[j], stride)
+                    k_used = kernel_acts(cin, cout, stride)
                     for ratio in st.exp_ratio:
                         mid = make_divisible(make_divisible(cin_base * ratio) * w)
-                        for k in (st.k if k_used else (3,)):
+                        for k in (st.k if k_used else (UNUSED_K,)):
                             for se in st.se:
                                 for s in st.s:
                                     for d in st.d:
