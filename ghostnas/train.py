@@ -133,6 +133,14 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def amp_dtype_for(device: torch.device) -> torch.dtype | None:
+    """Mixed precision on a GPU: bf16 where supported (no loss scaling), else fp16 with a
+    gradient scaler; none on the CPU, whose numbers stay fp32 and bit-reproducible."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
              amp_dtype: torch.dtype | None = None) -> tuple[float, float]:
     """(top-1 accuracy, mean loss) on prepared tensors."""
@@ -161,9 +169,7 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
     start = time.perf_counter()
     arch = load_arch(arch)
     dev = pick_device(device)
-    amp_dtype = None
-    if dev.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = amp_dtype_for(dev)
     p = protocol
     overrides: dict[str, Any] = {"num_classes": data.num_classes}
     if p.dropout is not None:
