@@ -18,3 +18,20 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+class TrainingInterrupted(Exception):
+    """Raised from a training's on_epoch callback to stop it part-way (resume tests)."""
+
+
+@pytest.fixture
+def interrupt_after():
+    """``interrupt_after(n)``: an on_epoch callback that raises ``interrupt_after.error`` after epoch n."""
+    def make(n: int):
+        def on_epoch(epoch: int, acc: float) -> None:
+            if epoch == n:
+                raise TrainingInterrupted
+        return on_epoch
+
+    make.error = TrainingInterrupted
+    return make

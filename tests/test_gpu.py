@@ -33,18 +33,11 @@ def test_gpu_and_cpu_learn_alike(digits):
     assert abs(gpu.val_acc - cpu.val_acc) < 0.15, (gpu.val_acc, cpu.val_acc)
 
 
-def test_gpu_checkpoint_resumes_and_loads_on_cpu(digits, tmp_path):
+def test_gpu_checkpoint_resumes_and_loads_on_cpu(digits, tmp_path, interrupt_after):
     p = PROTOCOL.replace(epochs=2)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(epoch, acc):
-        if epoch == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train("paper-0.5x", digits, p, out_dir=tmp_path, on_epoch=stop_after_first)
+    with pytest.raises(interrupt_after.error):
+        train("paper-0.5x", digits, p, out_dir=tmp_path, on_epoch=interrupt_after(1))
     first = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert first["epoch"] == 1 and not next(iter(first["model"].values())).is_cuda
     resumed = train("paper-0.5x", digits, p, out_dir=tmp_path, resume=True)

@@ -31,19 +31,12 @@ def test_per_epoch_callback_and_small_inputs(digits):
     assert seen == [1, 2]
 
 
-def test_resume_equals_uninterrupted(digits, tmp_path):
+def test_resume_equals_uninterrupted(digits, tmp_path, interrupt_after):
     p = SMOKE.replace(epochs=2)
     straight = train("paper-0.5x", digits, p, keep_model=True)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(epoch, acc):
-        if epoch == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train("paper-0.5x", digits, p, out_dir=tmp_path, on_epoch=stop_after_first)
+    with pytest.raises(interrupt_after.error):
+        train("paper-0.5x", digits, p, out_dir=tmp_path, on_epoch=interrupt_after(1))
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "metrics.csv").exists()
     resumed = train("paper-0.5x", digits, p, out_dir=tmp_path, resume=True, keep_model=True)
     assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in straight.history]
