@@ -52,7 +52,7 @@ import pandas as pd
 import torch
 
 from ghostnas import count, paper_arch
-from ghostnas.arch import Arch
+from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.latency import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
 from ghostnas.defaults import CONFIRM_SEEDS
@@ -130,7 +130,9 @@ def row(level: str, budget: str, model: str, arch: Arch, latency: float | None, 
 
 def block_table(paper: Arch, found: Arch) -> list[str]:
     """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s and d, with the
-    found network beside the paper's; changed cells in bold."""
+    found network beside the paper's; changed cells in bold. k reads "-" where the kernel does not
+    act (a stride-1 block with an identity shortcut has no depthwise conv), so a k the paper wrote
+    there is not counted as a change."""
     lines = ["| # | input | paper: k, #exp, #out, SE, s, d | found: k, #exp, #out, SE, s, d |",
              "|---|---|---|---|"]
     pb, fb = paper.resolve().blocks, found.resolve().blocks
@@ -138,7 +140,8 @@ def block_table(paper: Arch, found: Arch) -> list[str]:
         cells = []
         for b in (pb[i] if i < len(pb) else None, fb[i] if i < len(fb) else None):
             cells.append("-" if b is None else
-                         [b.k, b.mid, b.cout, "yes" if b.se_channels else "-", b.s, b.d])
+                         [b.k if kernel_acts(b.cin, b.cout, b.stride) else "-", b.mid, b.cout,
+                          "yes" if b.se_channels else "-", b.s, b.d])
         if cells[0] != "-" and cells[1] != "-":
             cells[1] = [f"**{v}**" if v != p else str(v) for v, p in zip(cells[1], cells[0])]
         ref = pb[i] if i < len(pb) else fb[i]
