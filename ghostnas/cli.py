@@ -216,16 +216,21 @@ def _print_summary(summary: dict) -> None:
                         + ("" if b["latency_fits"] else " (over the budget)"))
             print(f"  {title:<14} trial {b['trial']:>3}: val top-1 {b['val_acc']:.4f}, "
                   f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}")
+    confirmed = summary.get("confirmed", {})
     if "found_minus_baseline_points" in summary:
         print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
-              "(same proxy protocol)")
-    confirmed = summary.get("confirmed", {})
+              "(same proxy protocol, one run each" + ("" if confirmed else
+                                                       ": a run's seed noise is several points; "
+                                                       "--confirm 2 re-trains the best on more seeds") + ")")
     for f in confirmed.get("finalists", []):
         print(f"  confirmed {'(hand-designed)' if f['baseline'] else '':<15} trial {f['trial']:>3}: mean "
               f"val top-1 {f['val_acc_mean']:.4f} over {len(f['val_accs'])} seed(s), protocol "
               f"{confirmed['protocol']}")
     if "found_minus_baseline_points" in confirmed:
-        print(f"  confirmed found - hand-designed: {confirmed['found_minus_baseline_points']:+.2f} points")
+        se = confirmed.get("found_minus_baseline_se_points")
+        print(f"  confirmed found - hand-designed: {confirmed['found_minus_baseline_points']:+.2f} points"
+              + (f" (standard error {se:.2f} from the seeds' spread: a lead under about twice that "
+                 "may be seed luck)" if se is not None else ""))
     print(f"  tables, plots and summary in {summary['run_dir']}; next: "
           "`ghostnas export best --format onnx --out exported/`")
 

@@ -218,7 +218,20 @@ def _confirmed(run_dir: Path, top: pd.DataFrame, label_cols: list[str]) -> dict[
         out["best_found"] = found[0]
     if found and base:
         out["found_minus_baseline_points"] = round(100 * (found[0]["val_acc_mean"] - base[0]["val_acc_mean"]), 2)
+        se = se_of_difference(list(found[0]["val_accs"].values()), list(base[0]["val_accs"].values()))
+        if se is not None:
+            out["found_minus_baseline_se_points"] = round(100 * se, 2)
     return out
+
+
+def se_of_difference(a: list[float], b: list[float]) -> float | None:
+    """Standard error of the difference between the means of two sets of seed runs (None with
+    fewer than two runs on a side): how far apart two networks' means can fall by seed luck."""
+    import statistics
+
+    if min(len(a), len(b)) < 2:
+        return None
+    return (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
 
 
 def plot(df: pd.DataFrame, path: Path, cost: str, budgets: list[str] | None) -> None:

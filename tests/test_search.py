@@ -319,6 +319,8 @@ def test_confirm_retrains_finalists_on_more_seeds_and_resumes(tmp_path, monkeypa
     for f in finalists:
         assert len(f["val_accs"]) == 3
         assert f["val_acc_mean"] == round(sum(f["val_accs"].values()) / 3, 4)
+    if "found_minus_baseline_points" in confirmed:  # the lead comes with its seed uncertainty
+        assert confirmed["found_minus_baseline_se_points"] >= 0
     assert json.loads((tmp_path / "c" / "confirm.json").read_text())
     import ghostnas.train
 
@@ -328,3 +330,10 @@ def test_confirm_retrains_finalists_on_more_seeds_and_resumes(tmp_path, monkeypa
     monkeypatch.setattr(ghostnas.train, "train", no_training)
     again = run_search(tiny_config(tmp_path, trials=3, study="c", confirm=1))
     assert again["confirmed"] == confirmed
+
+
+def test_se_of_difference_between_seed_means():
+    from ghostnas.results import se_of_difference
+
+    assert se_of_difference([0.5, 0.6, 0.7], [0.4, 0.4, 0.4]) == pytest.approx((0.01 / 3) ** 0.5)
+    assert se_of_difference([0.5], [0.4, 0.5]) is None  # one run has no spread to read
