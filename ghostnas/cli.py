@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from .defaults import CHECK_LATENCY, CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
 from .device_runner import CLOCKS
 from .errors import GhostNASError
+from .io import sigint_seen
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -602,9 +603,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ghostnas space show | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("ghostnas: interrupted; finished work is saved", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Exception) as exc:
+        # an Exception counts too when Ctrl-C came first: a library can turn it into its own error
+        if isinstance(exc, KeyboardInterrupt) or sigint_seen():
+            print("ghostnas: interrupted; finished work is saved", file=sys.stderr)
+            return 130
+        raise
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Atomic file writes: write a temp file beside the target, fsync, rename. A crash leaves either
-the old file or the new one, never half of one."""
+the old file or the new one, never half of one. And Ctrl-C handling for long jobs (below)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def atomic_write(path: "str | os.PathLike[str]", write: Callable[[Path], None]) -> Path:
@@ -82,3 +85,54 @@ def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...
 
         atomic_write(target, write)
     return rows
+
+
+# ---- Ctrl-C ---------------------------------------------------------------------------------
+# A library interrupted mid-call does not always let KeyboardInterrupt through: matplotlib's
+# savefig raised ValueError in about 1 of 150 interrupted calls here, and an interrupt landing in
+# a weakref callback is printed and dropped. So a search records that SIGINT arrived
+# (``sigint_seen``), and holds it over stretches that must finish whole (``sigint_held``).
+
+_sigint = {"seen": False, "held": 0, "pending": False}
+
+
+def _on_sigint(signum, frame) -> None:
+    _sigint["seen"] = True
+    if _sigint["held"]:
+        _sigint["pending"] = True
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_watch() -> Iterator[None]:
+    """For a long job's duration: Ctrl-C raises KeyboardInterrupt as usual and is remembered, so
+    an error a library made of it can be told apart from a real one (``sigint_seen``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    _sigint.update(seen=False, pending=False)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def sigint_seen() -> bool:
+    """Whether Ctrl-C arrived since ``sigint_watch`` began."""
+    return _sigint["seen"]
+
+
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """Within ``sigint_watch``: a Ctrl-C waits until the block is done, then raises
+    KeyboardInterrupt (result files and journal records are finished whole). Elsewhere: no effect."""
+    _sigint["held"] += 1
+    try:
+        yield
+    finally:
+        _sigint["held"] -= 1
+        if not _sigint["held"] and _sigint["pending"]:
+            _sigint["pending"] = False
+            raise KeyboardInterrupt

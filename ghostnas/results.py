@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import GhostNASError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, sigint_held
 
 # trial-table columns that are not arch labels (val_acc_mean, latency_ms_measured, latency_fits:
 # added from confirm.json and latency_check.json)
@@ -275,7 +275,11 @@ def plot(df: pd.DataFrame, path: Path, cost: str, budgets: list[str] | None) -> 
 
 
 def write_results(run_dir: "str | os.PathLike[str]", plots: bool = True) -> dict[str, Any]:
-    run_dir = Path(run_dir)
+    with sigint_held():  # a Ctrl-C waits for the files: each is whole and they agree
+        return _write_results(Path(run_dir), plots)
+
+
+def _write_results(run_dir: Path, plots: bool) -> dict[str, Any]:
     study = load_study(run_dir)
     df = trials_frame(study)
     rejected = sum(1 for t in study.get_trials(deepcopy=False) if _state(t) == "rejected")

@@ -242,10 +242,40 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err
+    assert proc.returncode == 130 and "interrupted" in err, err[-3000:]
     df = pd.read_csv(csv_path)
     assert len(df[df.state.isin(["complete", "pruned"])]) >= 1
     assert not (df.state == "running").any()
+
+
+def test_ctrl_c_is_held_over_result_writes():
+    from ghostnas.io import sigint_held, sigint_seen, sigint_watch
+
+    finished = []
+    with sigint_watch():
+        with pytest.raises(KeyboardInterrupt):
+            with sigint_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler has run by now
+                finished.append(True)  # ...and the block went on to its end
+        assert finished and sigint_seen()
+
+
+def test_ctrl_c_turned_into_a_library_error_still_exits_130(monkeypatch, capsys):
+    import ghostnas.cli
+    from ghostnas.io import sigint_watch
+
+    def results_show(args):
+        with sigint_watch():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            except KeyboardInterrupt:
+                raise ValueError("a library's own error") from None  # as matplotlib did, 1 in ~150
+
+    monkeypatch.setattr(ghostnas.cli, "cmd_results_show", results_show)
+    assert main(["results", "show"]) == 130
+    assert "interrupted" in capsys.readouterr().err
 
 
 def test_two_processes_cooperate_on_one_study(tmp_path):

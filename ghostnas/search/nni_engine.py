@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..errors import GhostNASError
+from ..io import sigint_held, sigint_seen
 from .optuna_engine import _optuna, counts_as_trial, open_study
 from .runner import WORKER, Context, baseline, evaluate
 
@@ -72,10 +73,13 @@ def run_nni(ctx: Context) -> None:
         try:
             result = evaluate(ctx, arch, None)
         except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
+            if sigint_seen():  # Ctrl-C, turned into a library's error mid-call
+                raise KeyboardInterrupt from exc
             _record(study, space, active, "FAIL", {**attrs, "error": f"{type(exc).__name__}: {exc}"[:500]})
             return 0.0
-        _record(study, space, active, "COMPLETE", {**attrs, **result}, result["val_acc"])
-        write_results(ctx.run_dir, plots=False)
+        with sigint_held():
+            _record(study, space, active, "COMPLETE", {**attrs, **result}, result["val_acc"])
+            write_results(ctx.run_dir, plots=False)
         return result["val_acc"]
 
     if not study.trials:

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import GhostNASError
+from ..io import sigint_held, sigint_seen
 from ..space import Labels, SearchSpace
 from .runner import KEEP_WEIGHTS, MAX_REJECTIONS, WORKER, Context, baseline, evaluate
 
@@ -233,25 +234,32 @@ def run_optuna(ctx: Context) -> None:
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 continue
             except KeyboardInterrupt:
-                trial.set_user_attr("lost", "interrupted")
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                with sigint_held():
+                    trial.set_user_attr("lost", "interrupted")
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
             except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
-                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                with sigint_held():
+                    if sigint_seen():  # Ctrl-C, turned into a library's error mid-call
+                        trial.set_user_attr("lost", "interrupted")
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        raise KeyboardInterrupt from exc
+                    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
-            for k, v in result.items():
-                trial.set_user_attr(k, v)
-            values = [result["val_acc"]]
-            if cfg.pareto:
-                values.append(attrs[ctx.objective_cost_key()])
-            study.tell(trial, values)
-            _keep_best_weights(study, weights_dir)
+            with sigint_held():  # the journal record, the kept weights and the tables agree
+                for k, v in result.items():
+                    trial.set_user_attr(k, v)
+                values = [result["val_acc"]]
+                if cfg.pareto:
+                    values.append(attrs[ctx.objective_cost_key()])
+                study.tell(trial, values)
+                _keep_best_weights(study, weights_dir)
+                write_results(ctx.run_dir, plots=False)
             acc = result["val_acc"]
             best = acc if best is None else max(best, acc)
             if bar:
                 bar.set_postfix(last=f"{acc:.3f}", best=f"{best:.3f}")
-            write_results(ctx.run_dir, plots=False)
     finally:
         if bar:
             bar.close()

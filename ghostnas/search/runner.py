@@ -210,25 +210,27 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     load_training(ctx)
     check_config(ctx)
-    if cfg.engine == "optuna":
-        from .optuna_engine import run_optuna
-
-        run_optuna(ctx)
-    elif cfg.engine == "ray":
-        from .ray_engine import run_ray
-
-        run_ray(ctx)
-    else:
-        from .nni_engine import run_nni
-
-        run_nni(ctx)
-    if cfg.confirm:
-        confirm_best(ctx, cfg.confirm)
-    if cfg.check_latency and any(b.kind == "latency_ms" for b in ctx.budgets):
-        check_latency(ctx, cfg.check_latency)
+    from ..io import sigint_watch
     from ..results import write_results
 
-    return write_results(ctx.run_dir, plots=True)
+    with sigint_watch():
+        if cfg.engine == "optuna":
+            from .optuna_engine import run_optuna
+
+            run_optuna(ctx)
+        elif cfg.engine == "ray":
+            from .ray_engine import run_ray
+
+            run_ray(ctx)
+        else:
+            from .nni_engine import run_nni
+
+            run_nni(ctx)
+        if cfg.confirm:
+            confirm_best(ctx, cfg.confirm)
+        if cfg.check_latency and any(b.kind == "latency_ms" for b in ctx.budgets):
+            check_latency(ctx, cfg.check_latency)
+        return write_results(ctx.run_dir, plots=True)
 
 
 def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
