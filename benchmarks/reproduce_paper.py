@@ -267,12 +267,14 @@ def limits(df: pd.DataFrame, search_scores: list[float], args) -> list[str]:
         n = len(args.long_seeds)
         sd = noise.get("long_seed_sd_robust", noise["long_seed_sd"])  # median-based: one diverged run aside
         lines.append(f"- The long training is the mean of {n} seed(s); one run's seed sd is about {sd:.3f} "
-                     f"(median-based; RMS {noise['long_seed_sd']:.3f}, {noise['long_pairs']} networks trained "
-                     f"twice in proxy_fidelity, where a run now and then falls far behind), so a long-training "
+                     f"(median-based; pooled {noise['long_seed_sd']:.3f}, {noise['long_pairs']} networks trained "
+                     f"long at least twice in proxy_fidelity, where a run now and then falls far behind), so a long-training "
                      f"margin between two such means has an sd of about {100 * sd * (2 / n) ** 0.5:.1f} points.")
         if "long_seed_tau" in noise:
+            tau = noise.get("long_seed_tau_all_pairs", noise["long_seed_tau"])
             lines.append(f"- Two long runs of the same {measured['n']} networks rank them alike at only Kendall "
-                         f"tau {noise['long_seed_tau']:.2f}: at this data size the networks differ little "
+                         f"tau {tau:.2f}{' (averaged over every pair of seeds)' if 'long_seed_tau_all_pairs' in noise else ''}"
+                         ": at this data size the networks differ little "
                          "after long training, and a verdict on one network pair is close to a coin toss "
                          "unless its margin is several points.")
     if len(args.long_seeds) > 1:
