@@ -17,9 +17,9 @@ a rerun fills in only missing columns, so raising ``--proxy-seeds`` or ``--long-
 only the new seeds. Several processes can share the work (``--shard 0/2`` and ``--shard 1/2``,
 each with ``--threads 1``: on 2 cores that trains more images per second than one process with 2
 threads); rows are merged under a file lock. On the 2-core CPU: about 8 minutes per proxy seed
-and 65 per long seed (all 23 networks, two shards). ``--device cuda`` trains on a GPU (mixed
-precision) into a file of its own (``proxy_fidelity-cuda.csv``): GPU numbers differ in the last
-bits from CPU ones, so the two are never mixed in one table.
+and 65 per long seed (all 23 networks, two shards). ``--device cuda`` trains on a GPU into a
+file of its own (``proxy_fidelity-cuda.csv``): a GPU run (mixed precision, other kernels) does not
+reproduce the CPU run of the same seed, so the two are never mixed in one table.
 """
 
 from __future__ import annotations
