@@ -130,23 +130,28 @@ def row(level: str, budget: str, model: str, arch: Arch, latency: float | None, 
 
 def block_table(paper: Arch, found: Arch) -> list[str]:
     """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s and d, with the
-    found network beside the paper's; changed cells in bold. k reads "-" where the kernel does not
-    act (a stride-1 block with an identity shortcut has no depthwise conv), so a k the paper wrote
-    there is not counted as a change."""
-    lines = ["| # | input | paper: k, #exp, #out, SE, s, d | found: k, #exp, #out, SE, s, d |",
+    found network beside the paper's; changed cells in bold. Rows pair blocks by stage and
+    position in the stage, so where the search dropped blocks the rest of the network still lines
+    up ("-" for a block one side lacks). k reads "-" where the kernel does not act (a stride-1
+    block with an identity shortcut has no depthwise conv), so a k the paper wrote there is not
+    counted as a change."""
+    lines = ["| stage.block | input | paper: k, #exp, #out, SE, s, d | found: k, #exp, #out, SE, s, d |",
              "|---|---|---|---|"]
-    pb, fb = paper.resolve().blocks, found.resolve().blocks
-    for i in range(max(len(pb), len(fb))):
+    paper_blocks = {(b.stage, b.index): b for b in paper.resolve().blocks}
+    found_blocks = {(b.stage, b.index): b for b in found.resolve().blocks}
+    for pos in sorted(paper_blocks.keys() | found_blocks.keys()):
         cells = []
-        for b in (pb[i] if i < len(pb) else None, fb[i] if i < len(fb) else None):
+        for b in (paper_blocks.get(pos), found_blocks.get(pos)):
             cells.append("-" if b is None else
                          [b.k if kernel_acts(b.cin, b.cout, b.stride) else "-", b.mid, b.cout,
                           "yes" if b.se_channels else "-", b.s, b.d])
         if cells[0] != "-" and cells[1] != "-":
             cells[1] = [f"**{v}**" if v != p else str(v) for v, p in zip(cells[1], cells[0])]
-        ref = pb[i] if i < len(pb) else fb[i]
+        ref = paper_blocks.get(pos) or found_blocks[pos]
+        other = found_blocks.get(pos)
+        cin = f"{ref.cin}" if other is None or other.cin == ref.cin else f"{ref.cin} (found: {other.cin})"
         fmt = [c if c == "-" else ", ".join(map(str, c)) for c in cells]
-        lines.append(f"| {i} | {ref.h}²x{ref.cin} (stride {ref.stride}) | {fmt[0]} | {fmt[1]} |")
+        lines.append(f"| {pos[0]}.{pos[1]} | {ref.h}²x{cin} (stride {ref.stride}) | {fmt[0]} | {fmt[1]} |")
     return lines
 
 
