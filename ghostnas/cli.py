@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from .defaults import CHECK_LATENCY, CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
 from .device_runner import CLOCKS
 from .errors import GhostNASError
-from .io import sigint_seen
+from .io import sigint_as_interrupt
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -596,19 +596,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with sigint_as_interrupt():
+            return args.handler(args)
     except GhostNASError as exc:
         print(f"ghostnas: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `ghostnas space show | head`
         sys.stderr.close()
         return 0
-    except (KeyboardInterrupt, Exception) as exc:
-        # an Exception counts too when Ctrl-C came first: a library can turn it into its own error
-        if isinstance(exc, KeyboardInterrupt) or sigint_seen():
-            print("ghostnas: interrupted; finished work is saved", file=sys.stderr)
-            return 130
-        raise
+    except KeyboardInterrupt:
+        print("ghostnas: interrupted; finished work is saved", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...
 # A library interrupted mid-call does not always let KeyboardInterrupt through: matplotlib's
 # savefig raised ValueError in about 1 of 150 interrupted calls here, and an interrupt landing in
 # a weakref callback is printed and dropped. So a search records that SIGINT arrived
-# (``sigint_seen``), and holds it over stretches that must finish whole (``sigint_held``).
+# (``sigint_seen``, ``sigint_as_interrupt``), and holds it over stretches that must finish whole
+# (``sigint_held``).
 
 _sigint = {"seen": False, "held": 0, "pending": False}
 
@@ -122,6 +123,18 @@ def sigint_watch() -> Iterator[None]:
 def sigint_seen() -> bool:
     """Whether Ctrl-C arrived since ``sigint_watch`` began."""
     return _sigint["seen"]
+
+
+@contextlib.contextmanager
+def sigint_as_interrupt() -> Iterator[None]:
+    """Within: an error raised after Ctrl-C arrived surfaces as the KeyboardInterrupt it was
+    (a library interrupted mid-call can raise its own error instead)."""
+    try:
+        yield
+    except Exception as exc:
+        if sigint_seen():
+            raise KeyboardInterrupt from exc
+        raise
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ..errors import GhostNASError
-from ..io import sigint_held, sigint_seen
+from ..io import sigint_as_interrupt, sigint_held
 from .optuna_engine import _optuna, counts_as_trial, open_study
 from .runner import WORKER, Context, baseline, evaluate
 
@@ -71,10 +71,9 @@ def run_nni(ctx: Context) -> None:
             return 0.0
         attrs["protocol"] = ctx.protocol.name
         try:
-            result = evaluate(ctx, arch, None)
+            with sigint_as_interrupt():
+                result = evaluate(ctx, arch, None)
         except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
-            if sigint_seen():  # Ctrl-C, turned into a library's error mid-call
-                raise KeyboardInterrupt from exc
             _record(study, space, active, "FAIL", {**attrs, "error": f"{type(exc).__name__}: {exc}"[:500]})
             return 0.0
         with sigint_held():

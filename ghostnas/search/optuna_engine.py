@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import GhostNASError
-from ..io import sigint_held, sigint_seen
+from ..io import sigint_as_interrupt, sigint_held
 from ..space import Labels, SearchSpace
 from .runner import KEEP_WEIGHTS, MAX_REJECTIONS, WORKER, Context, baseline, evaluate
 
@@ -229,7 +229,8 @@ def run_optuna(ctx: Context) -> None:
                         raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
             try:
-                result = evaluate(ctx, arch, report, weights_dir / f"trial_{trial.number}.pt")
+                with sigint_as_interrupt():
+                    result = evaluate(ctx, arch, report, weights_dir / f"trial_{trial.number}.pt")
             except optuna.TrialPruned:
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 continue
@@ -240,10 +241,6 @@ def run_optuna(ctx: Context) -> None:
                 raise
             except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
                 with sigint_held():
-                    if sigint_seen():  # Ctrl-C, turned into a library's error mid-call
-                        trial.set_user_attr("lost", "interrupted")
-                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                        raise KeyboardInterrupt from exc
                     trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
