@@ -108,7 +108,7 @@ def tau_of_k_seed_means(runs: list[pd.Series], reference: pd.Series) -> dict[int
             for k in range(1, len(runs) + 1)}
 
 
-def measure(args, csv_path: Path, data, proxy, long) -> None:
+def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
     """Train what the CSV lacks for this shard, merging each result as it finishes."""
     shard, shards = (int(v) for v in args.shard.split("/"))
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
@@ -136,8 +136,9 @@ def measure(args, csv_path: Path, data, proxy, long) -> None:
                     t = time.perf_counter()
                     row[method] = score(arch, xb, yb, data.num_classes, method)
                     row[f"{method}_s"] = round(time.perf_counter() - t, 3)
-            r = train(arch, data, protocol, device=args.device)
-            row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2)})
+            r = train(arch, data if column.startswith("proxy") else long_data, protocol, device=args.device)
+            row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2),
+                        column.replace("_acc", "_split"): r.scored_on})
             if column.startswith("proxy"):
                 row[sotl_column(column)] = round(-sum(h["train_loss"] for h in r.history), 5)
             if column == "proxy_acc":
@@ -156,13 +157,17 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1", help="K/N: this process takes networks K, K+N, ...")
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     ap.add_argument("--proxy-seeds", type=int, default=2, metavar="N",
-                    help="proxy runs per network, seeds 0..N-1 (default 2)")
+                    help="proxy runs per network, seeds 0..N-1 (default 2; 0: long runs only, for now)")
+    ap.add_argument("--proxy-protocol", default="proxy", help="the search's proxy (default proxy)")
+    ap.add_argument("--long-protocol",
+                    help="the reference (default: long; reference on data with an official test set, "
+                    "which it is then trained on train + validation and scored on)")
     ap.add_argument("--long-seeds", type=int, default=2, metavar="N",
                     help="long runs per network, seeds 0..N-1; the reference is their mean (default 2)")
     ap.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
     args = ap.parse_args()
-    if min(args.proxy_seeds, args.long_seeds) < 1:
-        ap.error("--proxy-seeds and --long-seeds must be at least 1")
+    if args.proxy_seeds < 0 or args.long_seeds < 1:
+        ap.error("--proxy-seeds must be at least 0 and --long-seeds at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -171,14 +176,20 @@ def main() -> None:
     stem += "" if device.type == "cpu" else f"-{device.type}"
     csv_path = out / f"{stem}.csv"
     data = load_data(args.data)
-    proxy, long = get_protocol("proxy"), get_protocol("long")
+    # On data with an official test set the proxy sees the search's view (train, scored on
+    # validation) and the reference trains on every training image and is scored on test.
+    long_data = data.for_test() if data.x_test is not None else data
+    proxy = get_protocol(args.proxy_protocol)
+    long = get_protocol(args.long_protocol or ("reference" if data.x_test is not None else "long"))
     if not args.report_only:
-        measure(args, csv_path, data, proxy, long)
+        measure(args, csv_path, data, long_data, proxy, long)
     if not csv_path.exists():
         raise SystemExit(f"{csv_path}: nothing measured yet; run without --report-only")
+    if complete_seeds(pd.read_csv(csv_path), "proxy") == 0:
+        raise SystemExit(f"{csv_path}: long runs only so far; the report needs proxy runs (--proxy-seeds N)")
     # sorted: shards merge rows in the order they finish, and the bootstrap draws by position
     df = pd.read_csv(csv_path).sort_values("name", kind="stable", ignore_index=True)
-    summary, lines = summarise(df, args, data, proxy, long, stem, device)
+    summary, lines = summarise(df, args, long_data, proxy, long, stem, device)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -283,10 +294,12 @@ def summarise(df: pd.DataFrame, args, data, proxy, long, stem: str, device) -> t
         f"{summary['proxy_seconds_median']:.1f} s, max {summary['proxy_seconds_max']:.1f} s per network "
         f"(torch threads per network: {sorted(set(df.threads.fillna(2).astype(int)))}; seconds are "
         "wall time while other benchmarks shared the cores, not the proxy's cost alone: see train_speed.md)",
-        f"- long (reference): {long.epochs} epochs on all training images (10x the images seen); "
+        f"- long (reference, protocol {long.name!r}): {long.epochs} epochs on all {len(data.y_train):,} training "
+        f"images ({long.epochs * len(data.y_train) / (proxy.epochs * (proxy.train_subset or len(data.y_train))):.0f}x "
+        f"the images the proxy sees), scored on the {data.scored_on} split; "
         f"{seeds_label(n_long) if n_long > 1 else 'seed 0'}",
         f"- long-training accuracy spans {df.long_acc.min():.3f}-{df.long_acc.max():.3f} (sd {df.long_acc.std():.4f}); "
-        f"one validation image is {1 / len(data.y_val):.3f}; the binomial standard error at the mean "
+        f"one {data.scored_on} image is {1 / len(data.y_val):.4f}; the binomial standard error at the mean "
         f"({acc:.3f}) on {len(data.y_val)} images is {(acc * (1 - acc) / len(data.y_val)) ** 0.5:.4f}", "",
         "| ranker | Kendall tau vs long training |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in summary["kendall_tau_vs_long"].items()]

@@ -145,7 +145,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
                             lr=args.lr, resolution=args.resolution, train_subset=args.subset)
     data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
-    data_tag = args.data.split(":")[0]
+    if args.eval == "test":  # train on train + validation, score on the official test set
+        data = data.for_test()
+    data_tag = args.data.split(":")[0] + ("_test" if args.eval == "test" else "")
     out = Path(args.out or f"results/runs/train/{arch.name or 'arch'}_{data_tag}_seed{protocol.seed}")
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not args.resume:
@@ -163,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     atomic_write(out / "model.pt", lambda tmp: torch.save(result.model.state_dict(), tmp))
-    summary = {"arch": arch.name, "data": data.describe(), "val_acc": result.val_acc,
+    summary = {"arch": arch.name, "data": data.describe(), "scored_on": result.scored_on, "val_acc": result.val_acc,
                "epochs": result.epochs, "seconds": round(result.seconds, 2), "device": result.device,
                "protocol": result.protocol, "out": str(out)}
     from .io import atomic_write_text
@@ -174,8 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         for h in result.history:
             print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.4f}  acc {h['train_acc']:.4f}  "
-                  f"val acc {h['val_acc']:.4f}  ({h['seconds']:.1f} s)")
-        print(f"{arch.name}: val top-1 {result.val_acc:.4f} on {data.name} after {result.epochs} epochs, "
+                  f"{result.scored_on} acc {h['val_acc']:.4f}  ({h['seconds']:.1f} s)")
+        print(f"{arch.name}: {result.scored_on} top-1 {result.val_acc:.4f} on {data.name} after {result.epochs} epochs, "
               f"{result.seconds:.1f} s on {result.device}; weights, metrics.csv and checkpoint in {out}")
     return 0
 
@@ -468,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--resolution", type=int, help="training input size (default 32)")
     p.add_argument("--subset", type=int, help="use at most this many training images")
+    p.add_argument("--eval", choices=("val", "test"), default="val",
+                   help="val: train on the training split, score on validation (default); test: train on "
+                   "train + validation, score on the official test set (report only; never select on it)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--out", help="run folder (default results/runs/train/ARCH_DATA_seedS)")

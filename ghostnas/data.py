@@ -8,6 +8,9 @@
   fixed seed, so every run sees the same images). Plain mnist5k saturates (every reasonable
   network reaches 95-98%), so it cannot rank networks; clutter makes capacity matter.
 - ``digits``: scikit-learn's 1,797 8x8 digits (offline).
+- ``fashion-mnist`` / ``fashion-mnist:PATH``: Fashion-MNIST's four IDX files (gzipped or not),
+  by default from Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
+- ``mnist:PATH``: the original MNIST in the same IDX layout.
 - ``cifar10:PATH``: the CIFAR-10 python layout (``data_batch_1..5``, ``test_batch``; PATH may be
   the ``cifar-10-batches-py`` folder or its parent). The batches are pickles: they are read with a
   restricted unpickler that only rebuilds plain containers and numpy arrays.
@@ -18,10 +21,18 @@
 Images are decoded and resized once, when loaded (proxy training re-reads them hundreds of times);
 very large folders should be given a subset. Grey images are repeated to 3 channels. Without a
 given validation set, a seeded, stratified 20% split is held out.
+
+Three splits, used honestly. Where a dataset ships an official test set (Fashion-MNIST, MNIST,
+CIFAR-10), the validation split is carved from its training images (10,000, stratified, with a
+fixed seed: the split is part of the data, not of a training run) and every selection (search,
+pruning, ``--confirm``) reads validation only; the test set is only reported
+(``ghostnas train --eval test``, the benchmarks' final tables) through :meth:`Dataset.for_test`,
+which trains on train + validation and scores on test. Every result records its split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 from dataclasses import dataclass
@@ -48,6 +59,18 @@ class Dataset:
     y_val: torch.Tensor
     num_classes: int
     natural: bool  # photos: flips and crops are label-preserving (not for digits)
+    x_test: torch.Tensor | None = None  # the official test set, for reporting only
+    y_test: torch.Tensor | None = None
+    scored_on: str = "val"  # which split x_val / y_val hold: "val", or "test" after for_test()
+
+    def for_test(self) -> "Dataset":
+        """Train on every training image (train + validation), score on the official test set."""
+        if self.x_test is None or self.y_test is None:
+            raise GhostNASError(f"data {self.name!r} has no test set; --eval test needs one with an "
+                                "official test split (fashion-mnist, mnist:PATH, cifar10:PATH)")
+        return dataclasses.replace(self, x_train=torch.cat([self.x_train, self.x_val]),
+                                   y_train=torch.cat([self.y_train, self.y_val]),
+                                   x_val=self.x_test, y_val=self.y_test, scored_on="test")
 
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images (in [0, 1]), for normalisation."""
@@ -55,8 +78,9 @@ class Dataset:
         return x.mean((0, 2, 3)).view(1, 3, 1, 1), x.std((0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
 
     def describe(self) -> dict:
-        return {"name": self.name, "train": len(self.y_train), "val": len(self.y_val),
-                "classes": self.num_classes, "size": list(self.x_train.shape[-2:])}
+        return {"name": self.name, "train": len(self.y_train), self.scored_on: len(self.y_val),
+                "scored_on": self.scored_on, "classes": self.num_classes,
+                "size": list(self.x_train.shape[-2:])}
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +109,26 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def _split_dataset(name: str, x: np.ndarray, y: np.ndarray, natural: bool, seed: int,
-                   val_fraction: float = 0.2) -> Dataset:
+                   val_fraction: float = 0.2, test: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
     tr, va = stratified_split(y, val_fraction, seed)
     xt = _to_tensor(x)
     yt = torch.from_numpy(y.astype(np.int64))
-    return Dataset(name, xt[tr], yt[tr], xt[va], yt[va], int(y.max()) + 1, natural)
+    x_test = y_test = None
+    if test is not None:
+        x_test, y_test = _to_tensor(test[0]), torch.from_numpy(test[1].astype(np.int64))
+    return Dataset(name, xt[tr], yt[tr], xt[va], yt[va], int(max(y.max(), *(test[1] if test else [0]))) + 1,
+                   natural, x_test, y_test)
+
+
+HOLDOUT_VAL = 10_000  # validation images carved from an official training set
+HOLDOUT_SEED = 0  # fixed: every seed of every run is scored on the same validation images
+
+
+def _with_holdout(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                  natural: bool) -> Dataset:
+    """Official train/test: carve a seeded, stratified validation split from train; keep test."""
+    fraction = min(HOLDOUT_VAL, len(y) // 5) / len(y)  # small user sets: at most a fifth
+    return _split_dataset(name, x, y, natural, HOLDOUT_SEED, fraction, test=(x_test, y_test))
 
 
 # ---- the sources ----------------------------------------------------------------------------
@@ -187,8 +226,44 @@ def load_cifar10(root: Path) -> Dataset:
     xv, yv = _read_cifar_batch(test_file)
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    return Dataset("cifar10", torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xv),
-                   torch.from_numpy(yv), 10, True)
+    return _with_holdout("cifar10", x, y, xv, yv, True)
+
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def _idx_file(folder: Path, stem: str, how_to_get: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    raise GhostNASError(f"{folder}: {stem}[.gz] is missing; {how_to_get}")
+
+
+def load_idx_dataset(name: str, folder: Path, how_to_get: str) -> Dataset:
+    """MNIST-layout IDX files: 28x28 grey images and 0-9 labels, official train and test."""
+    from .idx import read_idx
+
+    if not folder.is_dir():
+        raise GhostNASError(f"{name}: {folder} is not a folder; {how_to_get}")
+    paths = [_idx_file(folder, stem, how_to_get) for stem in IDX_FILES]
+    x, y, xt, yt = (read_idx(p) for p in paths)
+    for images, labels, ip, lp in ((x, y, paths[0], paths[1]), (xt, yt, paths[2], paths[3])):
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise GhostNASError(f"{ip}: expected N x H x W unsigned bytes, found {images.dtype} "
+                                f"{'x'.join(map(str, images.shape))}; is it an images file?")
+        if labels.ndim != 1 or labels.dtype != np.uint8:
+            raise GhostNASError(f"{lp}: expected a 1-D list of byte labels; is it a labels file?")
+        if len(images) != len(labels):
+            raise GhostNASError(f"{ip.name} holds {len(images):,} images but {lp.name} {len(labels):,} labels")
+        if len(labels) and labels.max() > 9:
+            raise GhostNASError(f"{lp}: label {int(labels.max())} outside 0-9; is it the right file?")
+    if x.shape[1:] != xt.shape[1:]:
+        raise GhostNASError(f"{name}: train images are {x.shape[1:]} but test images {xt.shape[1:]}")
+    if len(np.unique(y)) < 2:
+        raise GhostNASError(f"{paths[1]}: fewer than 2 classes; nothing to learn")
+    return _with_holdout(name, x, y, xt, yt, False)
 
 
 def _read_image_tree(root: Path, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -248,6 +323,15 @@ def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> Dataset:
         except ValueError:
             raise GhostNASError(f"data: bad size in {spec!r}; use synthetic or synthetic:N") from None
         return load_synthetic(seed, n)
+    if kind == "fashion-mnist":
+        folder = Path(arg or FASHION_MNIST_DIR).expanduser()
+        return load_idx_dataset("fashion-mnist", folder,
+                                "install it with `apt-get install dataset-fashion-mnist`, or give "
+                                f"fashion-mnist:PATH, a folder with {', '.join(IDX_FILES)} (gzipped or not)")
+    if kind == "mnist" and arg:
+        return load_idx_dataset("mnist", Path(arg).expanduser(),
+                                f"give mnist:PATH, a folder with {', '.join(IDX_FILES)} (gzipped or not), "
+                                "as distributed on the MNIST home page")
     if kind == "cifar10" and arg:
         return load_cifar10(Path(arg).expanduser())
     if kind == "folder" and arg:

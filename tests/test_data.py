@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ghostnas import GhostNASError
-from ghostnas.data import augment, load_data, prepare, stratified_split
+from ghostnas.data import FASHION_MNIST_DIR, IDX_FILES, augment, load_data, prepare, stratified_split
+from ghostnas.idx import read_idx, write_idx
 
 
 def write_cifar(root, n=20):
@@ -56,7 +57,9 @@ def test_digits():
 def test_cifar10_layout(tmp_path):
     write_cifar(tmp_path)
     d = load_data(f"cifar10:{tmp_path}")
-    assert (len(d.y_train), len(d.y_val), tuple(d.x_train.shape[1:])) == (40, 20, (3, 32, 32))
+    # validation carved from the 40 training images (one per class here); test_batch is the test set
+    assert (len(d.y_train), len(d.y_val), len(d.y_test), tuple(d.x_train.shape[1:])) == (30, 10, 20, (3, 32, 32))
+    assert d.for_test().scored_on == "test" and len(d.for_test().y_train) == 40
     d2 = load_data(f"cifar10:{tmp_path / 'cifar-10-batches-py'}")
     assert torch.equal(d.x_train, d2.x_train)
 
@@ -114,3 +117,86 @@ def test_split_and_augment_are_seeded():
     a = augment(x, torch.Generator().manual_seed(1))
     b = augment(x, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+
+
+def write_idx_set(folder, n_train=60, n_test=20, compress=True, size=28):
+    """A tiny MNIST-layout folder: 10 classes, images that encode their label."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = (np.arange(n) % 10).astype(np.uint8)
+        x = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        suffix = ".gz" if compress else ""
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", x, compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", y, compress)
+    return folder
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_dataset_three_splits(tmp_path, compress):
+    write_idx_set(tmp_path / "fm", compress=compress)
+    d = load_data(f"fashion-mnist:{tmp_path / 'fm'}")
+    assert (len(d.y_train), len(d.y_val), len(d.y_test), d.num_classes) == (50, 10, 20, 10)
+    assert d.scored_on == "val" and tuple(d.x_train.shape[1:]) == (3, 28, 28)
+    # the validation split is fixed whatever the training seed: it is part of the data
+    assert torch.equal(load_data(f"fashion-mnist:{tmp_path / 'fm'}", seed=5).y_val, d.y_val)
+    assert torch.bincount(d.y_val).tolist() == [1] * 10  # stratified: a fifth of 6 per class
+    t = d.for_test()
+    assert (len(t.y_train), len(t.y_val), t.scored_on) == (60, 20, "test")
+    assert load_data(f"mnist:{tmp_path / 'fm'}").name == "mnist"
+
+
+def test_idx_reader_round_trip_and_rejects_bad_files(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", a)
+    write_idx(tmp_path / "a.gz", a, compress=True)
+    assert np.array_equal(read_idx(tmp_path / "a"), a) and np.array_equal(read_idx(tmp_path / "a.gz"), a)
+    raw = (tmp_path / "a").read_bytes()
+    (tmp_path / "short").write_bytes(raw[:-5])
+    with pytest.raises(GhostNASError, match="short: truncated: header 2x3x4 needs 24 bytes of data, file has 19"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "magic").write_bytes(b"\x89PNG" + raw[4:])
+    with pytest.raises(GhostNASError, match="not an IDX file"):
+        read_idx(tmp_path / "magic")
+    (tmp_path / "type").write_bytes(b"\x00\x00\x07\x03" + raw[4:])
+    with pytest.raises(GhostNASError, match="unknown IDX type code 0x07"):
+        read_idx(tmp_path / "type")
+    (tmp_path / "header").write_bytes(raw[:6])
+    with pytest.raises(GhostNASError, match="truncated IDX header"):
+        read_idx(tmp_path / "header")
+    (tmp_path / "gz").write_bytes((tmp_path / "a.gz").read_bytes()[:-8])
+    with pytest.raises(GhostNASError, match="gz: .*download the file again"):
+        read_idx(tmp_path / "gz")
+
+
+def test_idx_dataset_errors(tmp_path):
+    with pytest.raises(GhostNASError, match="apt-get install dataset-fashion-mnist"):
+        load_data(f"fashion-mnist:{tmp_path / 'nowhere'}")
+    folder = write_idx_set(tmp_path / "fm")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(GhostNASError, match="t10k-labels-idx1-ubyte\\[.gz\\] is missing; install it"):
+        load_data(f"fashion-mnist:{folder}")
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(7, np.uint8))  # raw beside gz files
+    with pytest.raises(GhostNASError, match="holds 20 images but t10k-labels-idx1-ubyte 7 labels"):
+        load_data(f"fashion-mnist:{folder}")
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.full(20, 12, np.uint8))
+    with pytest.raises(GhostNASError, match="label 12 outside 0-9"):
+        load_data(f"fashion-mnist:{folder}")
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros((20, 2), np.uint8))
+    with pytest.raises(GhostNASError, match="1-D list of byte labels"):
+        load_data(f"fashion-mnist:{folder}")
+
+
+@pytest.mark.skipif(not all(any((__import__("pathlib").Path(FASHION_MNIST_DIR) / (f + s)).exists()
+                                    for s in (".gz", "")) for f in IDX_FILES),
+                    reason=f"Fashion-MNIST not installed at {FASHION_MNIST_DIR} "
+                    "(apt-get install dataset-fashion-mnist; .ci/run installs it as root)")
+def test_real_fashion_mnist_loads_fast_with_official_splits():
+    import time
+
+    start = time.perf_counter()
+    d = load_data("fashion-mnist")
+    seconds = time.perf_counter() - start
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (50_000, 10_000, 10_000)
+    assert torch.bincount(d.y_val).tolist() == [1000] * 10 and torch.bincount(d.y_test).tolist() == [1000] * 10
+    assert seconds < 5, f"loading took {seconds:.1f} s"
