@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ghostnas.cost.latency import BACKEND_MODULES, LatencyModel, backend_installed, build_lut, check_lut
+from ghostnas.cost.lut import BACKEND_MODULES, LatencyModel, backend_installed, build_lut, check_lut
 from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
 from ghostnas.space import load_space

@@ -20,7 +20,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ghostnas.cost.latency import PREDICTOR, Entry, LatencyModel, arch_entries, select_entries, space_entries
+from ghostnas.cost.lut import PREDICTOR, Entry, LatencyModel, arch_entries, select_entries, space_entries
 from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
 

@@ -53,7 +53,7 @@ import torch
 
 from ghostnas import count, paper_arch
 from ghostnas.arch import Arch, kernel_acts
-from ghostnas.cost.latency import LatencyModel
+from ghostnas.cost.lut import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
 from ghostnas.defaults import CONFIRM_SEEDS
 from ghostnas.io import atomic_write, atomic_write_text, merge_json

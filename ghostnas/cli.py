@@ -191,7 +191,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     cfg = SearchConfig(
         budgets=tuple(args.budget), space=args.space, data=args.data, protocol=args.protocol,
-        epochs=args.epochs, trials=args.trials, timeout=args.timeout, study=args.study, out=args.out,
+        epochs=args.epochs, trials=args.trials, timeout=args.timeout, study=args.study, out=args.runs,
         seed=args.seed, pareto=args.pareto, engine=args.engine, sampler=args.sampler,
         pruner=args.pruner, prefilter=args.prefilter, zero_cost=args.zero_cost, lut=args.lut,
         threads=args.threads, device=args.device, address=args.address,
@@ -239,15 +239,15 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_results_show(args: argparse.Namespace) -> int:
-    from .results import find_run, load_study, ranked_confirmed, trials_frame, write_results
+    from .results import find_run, load_study, rank_trials, trials_frame, write_results
 
-    run_dir = find_run(args.study, args.out)
+    run_dir = find_run(args.study, args.runs)
     summary = write_results(run_dir, plots=False)
     if args.json:
         _print_json(summary)
         return 0
     _print_summary(summary)
-    df = ranked_confirmed(run_dir, trials_frame(load_study(run_dir)))
+    df = rank_trials(run_dir, trials_frame(load_study(run_dir)))
     cols = [c for c in ("number", "val_acc", "val_acc_mean", "macs", "params", "latency_ms", "latency_ms_measured",
                         "seconds", "baseline")
             if c in df.columns]
@@ -262,11 +262,11 @@ def resolve_ranked_arch(study: str | None, out: str, rank: int):
     """(Arch, proxy weights path or None, trial row) of the rank-th best trial of a study."""
     from pathlib import Path
 
-    from .results import find_run, load_study, ranked_confirmed, trial_arch, trials_frame
+    from .results import find_run, load_study, rank_trials, trial_arch, trials_frame
     from .space import load_space
 
     run_dir = find_run(study, out)
-    df = ranked_confirmed(run_dir, trials_frame(load_study(run_dir)))
+    df = rank_trials(run_dir, trials_frame(load_study(run_dir)))
     if len(df) < rank or rank < 1:
         raise GhostNASError(f"study {run_dir.name} has {len(df)} complete trials; --rank must be 1..{len(df)}")
     row = df.iloc[rank - 1]
@@ -284,8 +284,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.arch == "best":
         arch, weights, row = resolve_ranked_arch(args.study, args.runs, args.rank)
         if args.with_weights and weights is None:
-            raise GhostNASError(f"trial {int(row['number'])} kept no proxy weights (only the best 3 are "
-                                "kept); export without --with-weights")
+            from .search.context import KEEP_WEIGHTS
+
+            raise GhostNASError(f"trial {int(row['number'])} kept no proxy weights (a search keeps those of "
+                                f"its best {KEEP_WEIGHTS}, or of every --confirm finalist); export without "
+                                "--with-weights")
     else:
         from .arch import load_arch
 
@@ -315,7 +318,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_lut_build(args: argparse.Namespace) -> int:
     import sys as _sys
 
-    from .cost.latency import build_lut
+    from .cost.lut import build_lut
     from .space import load_space
 
     space = load_space(args.space)
@@ -340,15 +343,16 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
 def cmd_lut_check(args: argparse.Namespace) -> int:
     import sys as _sys
 
-    from .cost.latency import LatencyModel, check_lut
+    from .cost.lut import LatencyModel, check_lut
     from .machine import busy_warning
     from .space import load_space
 
     model = LatencyModel.load(args.lut)
     space = load_space(args.space) if args.space else model.space()
-    busy = busy_warning()
-    if busy:
-        print(busy, file=_sys.stderr)
+    model.require_space(space)
+    for note in (model.foreign_device(), busy_warning()):
+        if note:
+            print(note, file=_sys.stderr)
     report = check_lut(model, space, n=args.n, seed=args.seed, times=args.times,
                        progress=_sys.stderr.isatty() and not args.json)
     if args.json:
@@ -364,7 +368,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
 
 
 def cmd_lut_export_blocks(args: argparse.Namespace) -> int:
-    from .cost.latency import export_blocks
+    from .cost.lut import export_blocks
     from .space import load_space
 
     out = export_blocks(load_space(args.space), args.format, args.out, max_entries=args.max_entries,
@@ -377,7 +381,7 @@ def cmd_lut_export_blocks(args: argparse.Namespace) -> int:
 
 
 def cmd_lut_import(args: argparse.Namespace) -> int:
-    from .cost.latency import import_measurements
+    from .cost.lut import import_measurements
 
     model = import_measurements(args.folder, args.out)
     a, b = model.calibration()
@@ -391,7 +395,7 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 
 
 def cmd_lut_adb(args: argparse.Namespace) -> int:
-    from .cost.adb import run_adb
+    from .cost.lut.adb import run_adb
 
     out = run_adb(args.folder, serial=args.serial, threads=args.threads, warmup=args.warmup,
                   runs=args.runs, binary=args.binary)
@@ -401,7 +405,7 @@ def cmd_lut_adb(args: argparse.Namespace) -> int:
 
 def cmd_lut_predict(args: argparse.Namespace) -> int:
     from .arch import load_arch
-    from .cost.latency import LatencyModel, arch_entries
+    from .cost.lut import LatencyModel, arch_entries
 
     model = LatencyModel.load(args.lut)
     arch = load_arch(args.arch)
@@ -489,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "over-budget samples are rejected before training and not counted")
     p.add_argument("--timeout", type=float, help="stop this run after SECONDS (finished trials are kept)")
     p.add_argument("--study", help="study name (default derived from the budget); the same name resumes")
-    p.add_argument("--out", default="results/runs", help="folder holding run folders (default results/runs)")
+    p.add_argument("--runs", "--out", dest="runs", default="results/runs", help="folder of run folders (default results/runs; --out is the old name)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--pareto", action="store_true", help="accuracy vs MACs (or latency with --lut), NSGA-II")
     p.add_argument("--engine", default="optuna", choices=["optuna", "ray", "nni"])
@@ -527,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pt, torchscript, onnx, tflite (repeat or comma-separate)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--study", help="with 'best': the study (default: the most recent)")
-    p.add_argument("--runs", default="results/runs", help="with 'best': folder of run folders")
+    p.add_argument("--runs", default="results/runs", help="with 'best': folder of run folders (default results/runs), as `search --runs`")
     p.add_argument("--rank", type=int, default=1, help="with 'best': 1 = best trial (after --confirm: best by mean over seeds), 2 = runner-up, ...")
     p.add_argument("--num-classes", type=int, help="classifier size (default: the arch's, or the "
                    "proxy's with --with-weights)")
@@ -591,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     results = group("results", "tables and summaries of studies")
     p = add(results, "show", cmd_results_show, "summary and best trials of a study")
     p.add_argument("--study", help="study name (default: the most recent under --out)")
-    p.add_argument("--out", default="results/runs")
+    p.add_argument("--runs", "--out", dest="runs", default="results/runs", help="folder of run folders (default results/runs; --out is the old name)")
     p.add_argument("--top", type=int, default=10)
     json_flag(p)
     return parser

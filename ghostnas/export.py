@@ -146,6 +146,23 @@ WRITERS = {"pt": ("model.pt", _write_pt), "torchscript": ("model.torchscript.pt"
            "onnx": ("model.onnx", _write_onnx), "tflite": ("model.tflite", _write_tflite)}
 
 
+def load_state_dict_file(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor]:
+    """A GhostNet state dict from ``path``, loaded without running code (weights_only); one line
+    when the file is something else."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        why = "not a plain state dict; it was not loaded" if "weights_only" in str(exc) else str(exc).split("\n")[0]
+        raise GhostNASError(f"{path}: not a readable state_dict ({why})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GhostNASError(f"{path}: holds a {type(state).__name__}, not a state_dict of tensors; "
+                            "save one with torch.save(model.state_dict(), FILE)")
+    if "classifier.weight" not in state:
+        raise GhostNASError(f"{path}: this state_dict has no 'classifier.weight', so it is not a whole "
+                            "GhostNet's; save the full model.state_dict()")
+    return state
+
+
 def export(arch: "Arch | str | os.PathLike[str]", formats: "str | list[str]", out_dir: "str | os.PathLike[str]",
            num_classes: int | None = None, weights: "str | os.PathLike[str] | None" = None,
            resolution: int | None = None) -> dict[str, Any]:
@@ -158,12 +175,8 @@ def export(arch: "Arch | str | os.PathLike[str]", formats: "str | list[str]", ou
         raise GhostNASError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     state = None
     if weights:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise GhostNASError(f"{weights}: not a readable state_dict ({exc})") from None
-        trained_classes = state["classifier.weight"].shape[0]
-        num_classes = num_classes or trained_classes
+        state = load_state_dict_file(weights)
+        num_classes = num_classes or state["classifier.weight"].shape[0]
     if num_classes:
         arch = arch.replace(num_classes=num_classes)
     res = resolution or arch.resolution
@@ -176,7 +189,12 @@ def export(arch: "Arch | str | os.PathLike[str]", formats: "str | list[str]", ou
         if state["classifier.weight"].shape[0] != arch.num_classes:  # new task: fresh classifier
             state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
             report["classifier"] = "re-initialised for the new num_classes"
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes: another network's weights
+            first = str(exc).split("size mismatch for ", 1)[-1].split("\n")[0].strip()
+            raise GhostNASError(f"{weights}: weights of another network (size mismatch for {first}); "
+                                "export the arch they were trained for") from None
         if unexpected or [k for k in missing if not k.startswith("classifier.")]:
             raise GhostNASError(f"{weights}: weights do not fit this arch (missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]})")

@@ -105,6 +105,8 @@ def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
            "arch": {c: _plain(row[c]) for c in label_cols if pd.notna(row[c])}}
     if "latency_ms" in row and pd.notna(row["latency_ms"]):
         out["latency_ms"] = float(row["latency_ms"])
+    if "val_acc_mean" in row and pd.notna(row["val_acc_mean"]):
+        out["val_acc_mean"] = float(row["val_acc_mean"])
     if "latency_ms_measured" in row and pd.notna(row["latency_ms_measured"]):
         out.update(latency_ms_measured=float(row["latency_ms_measured"]), latency_fits=bool(row["latency_fits"]))
     return out
@@ -121,14 +123,16 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def ranked(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df.state == "complete"].sort_values(["val_acc", "macs"], ascending=[False, True])
+def rank_trials(run_dir: "str | os.PathLike[str]", df: pd.DataFrame) -> pd.DataFrame:
+    """The one ranking of a study's complete trials, used by ``summary.json``, `results show`,
+    `export best`, the kept weights and `--confirm`'s choice of finalists:
 
-
-def ranked_confirmed(run_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
-    """Like ``ranked``, but after ``--confirm`` the finalists come first, ordered by their mean over
-    seeds (column ``val_acc_mean``): `export best` then exports the confirmed winner."""
-    top = ranked(df)
+    1. after ``--confirm``, the confirmed finalists first, by their mean over seeds (column
+       ``val_acc_mean``), since one proxy run is partly seed luck;
+    2. then every other trial by its score, fewer MACs first on a tie;
+    3. a network that `search` timed over a latency budget (``latency_check.json``) last.
+    """
+    top = df[df.state == "complete"].sort_values(["val_acc", "macs"], ascending=[False, True])
     entries = _confirm_entries(Path(run_dir))
     if entries:
         top = top.assign(val_acc_mean=top.number.map({n: e["val_acc_mean"] for n, e in entries.items()}))
@@ -161,7 +165,7 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
     summary: dict[str, Any] = {"study": study.study_name, "run_dir": str(run_dir),
                                "budgets": config.get("identity", {}).get("budgets"),
                                "protocol": config.get("protocol"), "trials": counts}
-    top = with_latency_checks(run_dir, ranked(df))
+    top = rank_trials(run_dir, df)
     if not top.empty:
         summary["best"] = _brief(top.iloc[0], label_cols)
         found = top[~top.baseline]

@@ -14,9 +14,13 @@ stride-1 block with an identity shortcut it changes nothing, so it is not search
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,10 +32,63 @@ from .errors import GhostNASError
 
 Labels = dict[str, Any]
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+# the shipped spaces: search_spaces/ beside the package in a checkout, package data in a wheel
+SPACES_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "search_spaces",
+                               Path(__file__).resolve().parent / "search_spaces") if d.is_dir()),
+                  Path(__file__).resolve().parent / "search_spaces")
 STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d"}
 TOP_KEYS = {"name", "description", "width", "resolution", "stem", "final_conv", "head",
             "dropout", "num_classes", "stages"}
+
+
+@dataclass(frozen=True)
+class Label:
+    """One flat label, the only place labels are spelled and parsed: ``width``; per stage
+    ``s6_depth``, ``s6_s``, ``s6_d``; per block ``s6_b3_exp``, ``s6_b3_k``, ``s6_b3_se``."""
+
+    field: str
+    stage: int | None = None
+    block: int | None = None
+
+    def __str__(self) -> str:
+        if self.stage is None:
+            return self.field
+        if self.block is None:
+            return f"s{self.stage}_{self.field}"
+        return f"s{self.stage}_b{self.block}_{self.field}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Label":
+        m = _LABEL.fullmatch(text)
+        if not m:
+            raise GhostNASError(f"labels: {text!r} is not a label (width, s<i>_depth, s<i>_s, s<i>_d, "
+                                "s<i>_b<j>_exp, s<i>_b<j>_k, s<i>_b<j>_se)")
+        stage, block, name = m.group("stage"), m.group("block"), m.group("field")
+        return cls(name, None if stage is None else int(stage), None if block is None else int(block))
+
+
+_LABEL = re.compile(r"(?:s(?P<stage>\d+)_(?:b(?P<block>\d+)_)?)?(?P<field>[a-z]+)")
+
+
+def label(field: str, stage: int | None = None, block: int | None = None) -> str:
+    return str(Label(field, stage, block))
+
+
+@dataclass(frozen=True)
+class BlockSlot:
+    """One block position of a network of the space, with what its place fixes (base channels,
+    before the width multiplier)."""
+
+    stage: int
+    index: int
+    cin: int
+    cout: int
+    stride: int
+
+    @property
+    def kernel_acts(self) -> bool:
+        """Whether the depthwise kernel is used here (stride 2 or a projection shortcut)."""
+        return kernel_acts(self.cin, self.cout, self.stride)
 
 
 @dataclass(frozen=True)
@@ -59,16 +116,28 @@ class SearchSpace:
     num_classes: int = 1000
     source: str | None = field(default=None, compare=False)
 
-    # ---- structure ---------------------------------------------------------------------
-    def _block_in_channels(self, depths: tuple[int, ...]) -> Iterator[tuple[int, int, int, int]]:
-        """Yield (stage, block, base in channels, stride) for the active blocks."""
+    # ---- the walk: every other method reads blocks through these two -------------------
+    def slots(self, depths: tuple[int, ...]) -> Iterator[BlockSlot]:
+        """The blocks of a network with these stage depths, in order."""
         cin = self.stem
         for i, st in enumerate(self.stages):
             for j in range(depths[i]):
-                yield i, j, cin, (st.stride if j == 0 else 1)
+                yield BlockSlot(i, j, cin, st.out[j], st.stride if j == 0 else 1)
                 cin = st.out[j]
 
-    k_used = staticmethod(kernel_acts)
+    def possible_slots(self) -> Iterator[BlockSlot]:
+        """Every block position any depth choice can produce, once per possible input channels
+        (a stage's first block takes whatever the previous stage's depth leaves), in order."""
+        prev_outs = {self.stem}
+        for i, st in enumerate(self.stages):
+            for j in range(max(st.depth)):
+                for cin in sorted(prev_outs) if j == 0 else [st.out[j - 1]]:
+                    yield BlockSlot(i, j, cin, st.out[j], st.stride if j == 0 else 1)
+            prev_outs = {st.out[n - 1] for n in st.depth}
+
+    def final_inputs(self) -> list[int]:
+        """The final conv's possible base input channels (the last stage's depth choices)."""
+        return sorted({self.stages[-1].out[n - 1] for n in self.stages[-1].depth})
 
     def dimensions(self) -> list[tuple[str, tuple]]:
         """Every label with its choices (those with at least two), in network order.
@@ -79,51 +148,34 @@ class SearchSpace:
         dims: list[tuple[str, tuple]] = []
         if len(self.width) > 1:
             dims.append(("width", self.width))
-        k_labels = self._k_labels()
+        k_slots = {(b.stage, b.index) for b in self.possible_slots() if b.kernel_acts}
         for i, st in enumerate(self.stages):
             if len(st.depth) > 1:
-                dims.append((f"s{i}_depth", st.depth))
+                dims.append((label("depth", i), st.depth))
             for j in range(max(st.depth)):
-                if len(st.exp_ratio) > 1:
-                    dims.append((f"s{i}_b{j}_exp", st.exp_ratio))
-                if f"s{i}_b{j}_k" in k_labels:
-                    dims.append((f"s{i}_b{j}_k", st.k))
-                if len(st.se) > 1:
-                    dims.append((f"s{i}_b{j}_se", st.se))
-            if len(st.s) > 1:
-                dims.append((f"s{i}_s", st.s))
-            if len(st.d) > 1:
-                dims.append((f"s{i}_d", st.d))
+                for name, choices in (("exp", st.exp_ratio), ("k", st.k), ("se", st.se)):
+                    if len(choices) > 1 and (name != "k" or (i, j) in k_slots):
+                        dims.append((label(name, i, j), choices))
+            for name, choices in (("s", st.s), ("d", st.d)):
+                if len(choices) > 1:
+                    dims.append((label(name, i), choices))
         return dims
-
-    def _k_labels(self) -> set[str]:
-        labels = set()
-        prev_outs = {self.stem}
-        for i, st in enumerate(self.stages):
-            for j in range(max(st.depth)):
-                stride = st.stride if j == 0 else 1
-                cins = prev_outs if j == 0 else {st.out[j - 1]}
-                if len(st.k) > 1 and any(self.k_used(c, st.out[j], stride) for c in cins):
-                    labels.add(f"s{i}_b{j}_k")
-            prev_outs = {st.out[n - 1] for n in st.depth}
-        return labels
 
     def active(self, labels: Labels, name: str) -> bool:
         """Whether a label affects the network given the other labels (depth, channels)."""
-        parts = name.split("_")
-        if len(parts) == 3 and parts[1].startswith("b"):
-            i, j = int(parts[0][1:]), int(parts[1][1:])
-            depths = self._depths(labels)
-            if j >= depths[i]:
-                return False
-            if parts[2] == "k":
-                cin = dict(((a, b), c) for a, b, c, _ in self._block_in_channels(depths))[(i, j)]
-                stride = self.stages[i].stride if j == 0 else 1
-                return self.k_used(cin, self.stages[i].out[j], stride)
+        lab = Label.parse(name)
+        if lab.block is None:
+            return True
+        depths = self._depths(labels)
+        if lab.block >= depths[lab.stage]:
+            return False
+        if lab.field == "k":
+            slot = next(b for b in self.slots(depths) if (b.stage, b.index) == (lab.stage, lab.block))
+            return slot.kernel_acts
         return True
 
     def _depths(self, labels: Labels) -> tuple[int, ...]:
-        return tuple(labels.get(f"s{i}_depth", st.depth[0]) if len(st.depth) > 1 else st.depth[0]
+        return tuple(labels.get(label("depth", i), st.depth[0]) if len(st.depth) > 1 else st.depth[0]
                      for i, st in enumerate(self.stages))
 
     # ---- labels <-> Arch ---------------------------------------------------------------
@@ -155,19 +207,18 @@ class SearchSpace:
         if unknown:
             raise GhostNASError(f"labels: unknown label(s) {sorted(unknown)} for space {self.name!r}")
         width = pick("width", self.width)
-        depths = tuple(pick(f"s{i}_depth", st.depth) for i, st in enumerate(self.stages))
+        depths = tuple(pick(label("depth", i), st.depth) for i, st in enumerate(self.stages))
         stages: list[list[Block]] = [[] for _ in self.stages]
-        for i, j, cin, stride in self._block_in_channels(depths):
-            st = self.stages[i]
-            ratio = pick(f"s{i}_b{j}_exp", st.exp_ratio)
-            if self.k_used(cin, st.out[j], stride):
-                k = pick(f"s{i}_b{j}_k", st.k) if f"s{i}_b{j}_k" in dims else st.k[0]
+        for b in self.slots(depths):
+            i, j, st = b.stage, b.index, self.stages[b.stage]
+            if b.kernel_acts:
+                k = pick(label("k", i, j), st.k) if label("k", i, j) in dims else st.k[0]
             else:
                 k = UNUSED_K
             stages[i].append(Block(
-                exp=make_divisible(cin * ratio), out=st.out[j], k=k,
-                se=bool(pick(f"s{i}_b{j}_se", st.se)), stride=stride,
-                s=pick(f"s{i}_s", st.s), d=pick(f"s{i}_d", st.d)))
+                exp=make_divisible(b.cin * pick(label("exp", i, j), st.exp_ratio)), out=b.cout, k=k,
+                se=bool(pick(label("se", i, j), st.se)), stride=b.stride,
+                s=pick(label("s", i), st.s), d=pick(label("d", i), st.d)))
         return Arch(stages=tuple(tuple(s) for s in stages), width=width,
                     resolution=self.resolution, stem=self.stem, final_conv=self.final_conv,
                     head=self.head, dropout=self.dropout, num_classes=self.num_classes, name=name)
@@ -195,24 +246,24 @@ class SearchSpace:
         put("width", arch.width, self.width, "width")
         depths = tuple(len(s) for s in arch.stages)
         for i, st in enumerate(self.stages):
-            put(f"s{i}_depth", depths[i], st.depth, f"stage {i} depth")
-        for (i, j, cin, stride), (_, _, b) in zip(self._block_in_channels(depths), arch.blocks()):
-            st = self.stages[i]
+            put(label("depth", i), depths[i], st.depth, f"stage {i} depth")
+        for slot, (_, _, b) in zip(self.slots(depths), arch.blocks()):
+            i, j, st = slot.stage, slot.index, self.stages[slot.stage]
             w = f"stage {i} block {j}"
-            if b.out != st.out[j] or b.stride != stride:
+            if b.out != slot.cout or b.stride != slot.stride:
                 raise GhostNASError(f"{where}: {w} has out={b.out}, stride={b.stride}; "
-                                    f"the space fixes out={st.out[j]}, stride={stride}")
-            ratios = [r for r in st.exp_ratio if make_divisible(cin * r) == b.exp]
+                                    f"the space fixes out={slot.cout}, stride={slot.stride}")
+            ratios = [r for r in st.exp_ratio if make_divisible(slot.cin * r) == b.exp]
             if not ratios:
                 raise GhostNASError(f"{where}: {w} exp={b.exp} is no ratio of {list(st.exp_ratio)} "
-                                    f"times its {cin} input channels")
-            put(f"s{i}_b{j}_exp", ratios[0], st.exp_ratio, f"{w} exp ratio")
-            if self.k_used(cin, st.out[j], stride):
-                put(f"s{i}_b{j}_k", b.k, st.k, f"{w} k")
-            put(f"s{i}_b{j}_se", b.se, st.se, f"{w} se")
+                                    f"times its {slot.cin} input channels")
+            put(label("exp", i, j), ratios[0], st.exp_ratio, f"{w} exp ratio")
+            if slot.kernel_acts:
+                put(label("k", i, j), b.k, st.k, f"{w} k")
+            put(label("se", i, j), b.se, st.se, f"{w} se")
             if j == 0:
-                put(f"s{i}_s", b.s, st.s, f"{w} s")
-                put(f"s{i}_d", b.d, st.d, f"{w} d")
+                put(label("s", i), b.s, st.s, f"{w} s")
+                put(label("d", i), b.d, st.d, f"{w} d")
             elif (b.s, b.d) != (arch.stages[i][0].s, arch.stages[i][0].d):
                 raise GhostNASError(f"{where}: {w} s/d differ within the stage; this space sets "
                                     "them per stage")
@@ -230,7 +281,7 @@ class SearchSpace:
         SE, and falls with the Ghost ratio s, so each dimension's cheapest choice is known."""
         labels: Labels = {}
         for name, choices in self.dimensions():
-            labels[name] = max(choices) if name.endswith("_s") else min(choices)
+            labels[name] = max(choices) if Label.parse(name).field == "s" else min(choices)
         return labels
 
     # ---- size --------------------------------------------------------------------------
@@ -243,15 +294,19 @@ class SearchSpace:
             depth_combos = [c + (n,) for c in depth_combos for n in st.depth]
         for depths in depth_combos:
             n = 1
-            for i, j, cin, stride in self._block_in_channels(depths):
-                st = self.stages[i]
-                n *= len(st.exp_ratio) * len(st.se)
-                if self.k_used(cin, st.out[j], stride):
-                    n *= len(st.k)
+            for b in self.slots(depths):
+                st = self.stages[b.stage]
+                n *= len(st.exp_ratio) * len(st.se) * (len(st.k) if b.kernel_acts else 1)
             for st in self.stages:
                 n *= len(st.s) * len(st.d)
             total += n
         return total * len(self.width)
+
+    def digest(self) -> str:
+        """A short hash of what the space contains (not its name or file): tables and studies built
+        for it record it, so one built for another space is recognised."""
+        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "source")}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
         dims = self.dimensions()

@@ -203,7 +203,7 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
         opt = torch.optim.AdamW(groups, lr=p.lr)
     else:
         raise GhostNASError(f"protocol: unknown optimizer {p.optimizer!r}; use sgd or adamw")
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler(dev.type) if amp_dtype == torch.float16 else None
 
     steps_per_epoch = max(1, len(y_train) // p.batch_size)  # drop the ragged last batch
     total_steps = steps_per_epoch * p.epochs
@@ -215,6 +215,8 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
         state = _load_checkpoint(ckpt_path, arch, p)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):  # fp16 loss scale: resume equals uninterrupted
+            scaler.load_state_dict(state["scaler"])
         history = state["history"]
         first_epoch = int(state["epoch"]) + 1
 
@@ -264,7 +266,7 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
                         "train_acc": round(correct / seen, 5), "val_loss": round(val_loss, 5),
                         "val_acc": val_acc, "seconds": round(time.perf_counter() - t_epoch, 3)})
         if out_dir:
-            _save_epoch(Path(out_dir), model, opt, arch, p, epoch, history)
+            _save_epoch(Path(out_dir), model, opt, arch, p, epoch, history, scaler)
         if on_epoch:
             on_epoch(epoch, val_acc)
     if bar:
@@ -275,9 +277,11 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
                        model=model if keep_model else None, scored_on=data.scored_on)
 
 
-def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, history: list) -> None:
+def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, history: list,
+                scaler=None) -> None:
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-             "history": history, "arch": arch.to_json(), "protocol": json.dumps(p.to_dict())}
+             "history": history, "arch": arch.to_json(), "protocol": json.dumps(p.to_dict()),
+             "scaler": scaler.state_dict() if scaler is not None else None}
     atomic_write(out / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
     def write_csv(tmp: Path) -> None:

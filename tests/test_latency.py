@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from ghostnas import GhostNASError, load_arch, paper_arch
-from ghostnas.cost.latency import (Entry, LatencyModel, arch_entries, build_lut, check_lut,
-                                   entry_module, make_runner, read_rows, select_entries,
-                                   space_entries)
+from ghostnas.cost.lut import (Entry, LatencyModel, arch_entries, build_lut, check_lut, entry_module,
+                               read_rows, select_entries, space_entries)
+from ghostnas.cost.lut.timing import make_runner
 from ghostnas.space import load_space
 
 TINY_LUT = "results/luts/tiny-onnxruntime-1t.csv"
@@ -223,7 +223,7 @@ def test_search_with_latency_budget(tmp_path):
 
 
 def test_network_measured_over_a_latency_budget_ranks_last(tmp_path):
-    from ghostnas.results import load_study, ranked_confirmed, trials_frame, write_results
+    from ghostnas.results import load_study, rank_trials, trials_frame, write_results
     from ghostnas.search import SearchConfig, run_search
 
     cfg = SearchConfig(budgets=("50ms",), space="tiny", data="digits", protocol="smoke", trials=3,
@@ -231,11 +231,11 @@ def test_network_measured_over_a_latency_budget_ranks_last(tmp_path):
                        check_latency=0)
     run_search(cfg)
     run = tmp_path / "lat"
-    order = list(ranked_confirmed(run, trials_frame(load_study(run))).number)
+    order = list(rank_trials(run, trials_frame(load_study(run))).number)
     first = order[0]
     (run / "latency_check.json").write_text(json.dumps({str(first): {
         "predicted_ms": 1.0, "measured_ms": 60.0, "fits": False, "baseline": False}}))
-    assert list(ranked_confirmed(run, trials_frame(load_study(run))).number) == order[1:] + [first]
+    assert list(rank_trials(run, trials_frame(load_study(run))).number) == order[1:] + [first]
     summary = write_results(run, plots=False)
     assert summary["best"]["trial"] != first
 
@@ -267,7 +267,7 @@ Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 14462
 
 
 def test_benchmark_model_parser():
-    from ghostnas.cost.adb import parse_benchmark_model
+    from ghostnas.cost.lut.adb import parse_benchmark_model
 
     t = parse_benchmark_model(BENCHMARK_OUTPUT)
     assert t["median_ms"] == pytest.approx(14.1549) and t["runs"] == 50
@@ -281,7 +281,7 @@ def test_device_runner_without_torch_and_import(tmp_path):
     import subprocess
     import sys
 
-    from ghostnas.cost.latency import export_blocks, import_measurements
+    from ghostnas.cost.lut import export_blocks, import_measurements
 
     folder = export_blocks(load_space("tiny"), "onnx", tmp_path / "dev", max_entries=12, networks=3,
                            log=lambda m: None)
@@ -302,7 +302,7 @@ def test_adb_flow_with_a_fake_adb(tmp_path, monkeypatch):
     import json as _json
     import os
 
-    from ghostnas.cost.adb import run_adb
+    from ghostnas.cost.lut.adb import run_adb
 
     folder = tmp_path / "phone"
     (folder / "models").mkdir(parents=True)

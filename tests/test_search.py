@@ -74,25 +74,51 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         run_search(tiny_config(tmp_path, budgets=("5MFLOPs",), trials=2))
 
 
-def test_failing_trial_is_recorded_and_study_goes_on(tmp_path, monkeypatch):
-    import ghostnas.search.optuna_engine as engine
-    from ghostnas.train import TrainingFailed
+def flaky_evaluator(monkeypatch, fail_on: int, error: Exception) -> None:
+    """The proxy evaluator, raising ``error`` on its ``fail_on``-th call (1-based)."""
+    from ghostnas.search.evaluators import ProxyEvaluator
 
-    real = engine.evaluate
+    real = ProxyEvaluator.evaluate
     calls = {"n": 0}
 
-    def flaky(ctx, arch, report, weights_path=None):
+    def flaky(self, arch, report=None, weights_path=None):
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise TrainingFailed("loss became nan at epoch 1 step 0")
-        return real(ctx, arch, report, weights_path)
+        if calls["n"] == fail_on:
+            raise error
+        return real(self, arch, report, weights_path)
 
-    monkeypatch.setattr(engine, "evaluate", flaky)
+    monkeypatch.setattr(ProxyEvaluator, "evaluate", flaky)
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(tmp_path, monkeypatch):
+    from ghostnas.train import TrainingFailed
+
+    flaky_evaluator(monkeypatch, 2, TrainingFailed("loss became nan at epoch 1 step 0"))
     run_search(tiny_config(tmp_path, trials=3))
     df = pd.read_csv(tmp_path / "t" / "trials.csv")
     failed = df[df.state == "failed"]
     assert len(failed) == 1 and "nan" in failed.error.iloc[0]
     assert len(df) == 3
+
+
+def test_user_error_in_a_trial_stops_the_search(tmp_path, monkeypatch):
+    """A GhostNASError (bad data, a bad file) is not a trial failure to record and repeat: the
+    search stops with its message, the trial is marked lost, and a resume redoes it."""
+    flaky_evaluator(monkeypatch, 2, GhostNASError("data: a broken file; fix it"))
+    with pytest.raises(GhostNASError, match="a broken file"):
+        run_search(tiny_config(tmp_path, trials=3))
+    df = pd.read_csv(tmp_path / "t" / "trials.csv")
+    assert list(df.state) == ["complete"]  # the lost trial is not a row, and nothing ran after it
+    monkeypatch.undo()
+    summary = run_search(tiny_config(tmp_path, trials=3))
+    assert summary["trials"]["complete"] == 3
+
+
+def test_budget_spellings_resume_the_same_study(tmp_path):
+    run_search(tiny_config(tmp_path, budgets=("3MFLOPs",), trials=1))
+    for spelling in ("0.003GFLOPs", "3mflops", "3MMACs"):
+        summary = run_search(tiny_config(tmp_path, budgets=(spelling,), trials=1))
+        assert summary["trials"]["complete"] == 1
 
 
 def test_baseline_is_evaluated_first(tmp_path):

@@ -117,3 +117,28 @@ def test_labels_read_back_from_a_table_give_the_same_arch():
     as_floats = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                  for k, v in labels.items()}  # what a pandas column with gaps holds: 5.0 for 5
     assert space.to_arch(as_floats) == space.to_arch(labels)
+
+
+def test_labels_are_spelled_and_parsed_in_one_place():
+    from ghostnas.space import Label, label
+
+    space = load_space("ghostnet")
+    for name, _ in space.dimensions():
+        assert str(Label.parse(name)) == name
+    assert Label.parse("s6_b3_exp") == Label("exp", 6, 3) and label("depth", 2) == "s2_depth"
+    with pytest.raises(GhostNASError, match="not a label"):
+        Label.parse("s6-b3")
+
+
+def test_the_walk_matches_the_built_network():
+    """space.slots (what labels, sizes and LUT entries read) agrees with the Arch's own resolution."""
+    space = load_space("ghostnet")
+    for seed in range(5):
+        labels = space.sample(seed)
+        arch = space.to_arch(labels)
+        depths = tuple(len(s) for s in arch.stages)
+        slots = list(space.slots(depths))
+        resolved = arch.replace(width=1.0).resolve().blocks
+        assert [(b.cin, b.cout, b.stride) for b in slots] == [(r.cin, r.cout, r.stride) for r in resolved]
+        possible = {(b.stage, b.index, b.cin) for b in space.possible_slots()}
+        assert all((b.stage, b.index, b.cin) in possible for b in slots)

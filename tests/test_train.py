@@ -44,6 +44,28 @@ def test_resume_equals_uninterrupted(digits, tmp_path, interrupt_after):
         assert torch.equal(v, w), k
 
 
+def test_fp16_resume_restores_the_loss_scale(digits, tmp_path, interrupt_after, monkeypatch):
+    """fp16 training keeps a GradScaler whose scale adapts; a resumed run must start from the scale
+    the interrupted one reached, not from the default. Exercised on the CPU with fp16 autocast
+    standing in for a GPU's (the same code path; test_gpu.py runs it on CUDA)."""
+    import ghostnas.train as tr
+
+    monkeypatch.setattr(tr, "amp_dtype_for", lambda device: torch.float16)
+    p = SMOKE.replace(epochs=2)
+    space = load_space("tiny")
+    arch = space.to_arch(space.smallest_labels())  # CPU fp16 is slow: the smallest network
+    straight = train(arch, digits, p, out_dir=tmp_path / "a")
+    with pytest.raises(interrupt_after.error):
+        train(arch, digits, p, out_dir=tmp_path / "b", on_epoch=interrupt_after(1))
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert state["scaler"] and "scale" in state["scaler"]
+    resumed = train(arch, digits, p, out_dir=tmp_path / "b", resume=True)
+    assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in straight.history]
+    final_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    final_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert final_a["scaler"] == final_b["scaler"]
+
+
 def test_nan_loss_fails_the_trial(digits):
     with pytest.raises(TrainingFailed, match="loss became"):
         train("paper-0.5x", digits, SMOKE.replace(lr=1e12, warmup_epochs=0))

@@ -24,17 +24,17 @@ class Budget:
     limit: float
     text: str
 
-    def value_of(self, macs: int, params: int, latency_ms: float | None) -> float:
-        if self.kind == "macs":
-            return macs
-        if self.kind == "params":
-            return params
-        if latency_ms is None:
-            raise GhostNASError(f"budget {self.text} needs a latency; pass --lut FILE")
-        return latency_ms
+    def value_of(self, costs: dict[str, float]) -> float:
+        """This budget's cost among a trial's profiled ``costs`` (see cost.profiler)."""
+        if self.kind not in costs or costs[self.kind] is None:
+            raise GhostNASError(f"budget {self.text} needs a {self.kind} profiler"
+                                + ("; pass --lut FILE" if self.kind == "latency_ms" else ""))
+        return costs[self.kind]
 
-    def fits(self, macs: int, params: int, latency_ms: float | None = None) -> bool:
-        return self.value_of(macs, params, latency_ms) <= self.limit
+    def over(self, costs: dict[str, float]) -> str | None:
+        """Why ``costs`` break this budget, or None when they fit."""
+        value = self.value_of(costs)
+        return f"{self.kind} {value:g} > {self.limit:g} ({self.text})" if value > self.limit else None
 
     def slug(self) -> str:
         if self.kind == "latency_ms":
@@ -57,6 +57,12 @@ def parse_budget(text: str) -> Budget:
         return Budget("latency_ms", number, text.strip())
     kind = "params" if unit == "params" else "macs"
     return Budget(kind, number * _SCALE[prefix], text.strip())
+
+
+def canonical_budgets(texts: "str | Iterable[str]") -> list[str]:
+    """Budgets by value, in a fixed order: ``0.15GFLOPs``, ``150mflops`` and ``150MMACs`` are all
+    ``150MFLOPs``, so a study made with one spelling resumes with another."""
+    return sorted(b.slug() for b in parse_budgets(texts))
 
 
 def parse_budgets(texts: "str | Iterable[str]") -> tuple[Budget, ...]:

@@ -18,15 +18,17 @@ import time
 from typing import Any
 
 from ..errors import GhostNASError
-from ..io import sigint_as_interrupt, sigint_held
-from .optuna_engine import _optuna, counts_as_trial, open_study
-from .runner import WORKER, Context, baseline, evaluate
+from ..io import sigint_held
+from .context import WORKER, Context, baseline
+from .pipeline import evaluate, propose
+from .study import counts_as_trial, keep_best_weights, open_study, optuna_module
 
 REJECTION_ROOM = 30  # NNI samples allowed per requested trial (rejections included)
 
 
-def _record(study, space, labels: dict, state: str, attrs: dict, value: float | None = None) -> None:
-    optuna = _optuna()
+def _record(study, space, labels: dict, state: str, attrs: dict, value: float | None = None) -> int:
+    """Add one evaluated (or rejected) sample to the journal; returns its trial number."""
+    optuna = optuna_module()
     from optuna.distributions import CategoricalDistribution
 
     dims = dict(space.dimensions())
@@ -36,6 +38,7 @@ def _record(study, space, labels: dict, state: str, attrs: dict, value: float | 
         values=[value] if value is not None else None,
         state=getattr(optuna.trial.TrialState, state), user_attrs=attrs)
     study.add_trial(trial)
+    return study.get_trials(deepcopy=False)[-1].number
 
 
 def run_nni(ctx: Context) -> None:
@@ -53,7 +56,6 @@ def run_nni(ctx: Context) -> None:
         raise GhostNASError(f"--engine nni needs nni 3.0 with pytorch-lightning and torchmetrics "
                             f"({exc}); pip install 'nni==3.0' pytorch-lightning torchmetrics") from None
     from ..results import write_results
-    from ..train import TrainingFailed
 
     study = open_study(ctx)
     space = ctx.space
@@ -62,24 +64,26 @@ def run_nni(ctx: Context) -> None:
         return
 
     def run_one(labels: dict, extra: dict) -> float:
-        active = {k: v for k, v in labels.items() if space.active(labels, k)}
-        arch = space.to_arch(active)
-        attrs = {**ctx.cost_attrs(arch), "worker": WORKER, "engine": "nni", **extra}
-        reason = ctx.over_budget(attrs)
-        if reason:
-            _record(study, space, active, "PRUNED", {**attrs, "rejected": reason})
+        cand = propose(ctx, labels)
+        if cand.rejected:
+            _record(study, space, cand.labels, "PRUNED",
+                    {**cand.costs, "worker": WORKER, "engine": "nni", **extra, "rejected": cand.rejected})
             return 0.0
-        attrs["protocol"] = ctx.protocol.name
-        try:
-            with sigint_as_interrupt():
-                result = evaluate(ctx, arch, None)
-        except (TrainingFailed, RuntimeError, ValueError, MemoryError) as exc:
-            _record(study, space, active, "FAIL", {**attrs, "error": f"{type(exc).__name__}: {exc}"[:500]})
-            return 0.0
+        # NNI numbers a trial only when it is added: train into a temporary file, then rename
+        pending = ctx.run_dir / "weights" / f"pending_{WORKER.replace(':', '_')}.pt"
+        pending.parent.mkdir(exist_ok=True)
+        result = evaluate(ctx, cand, None, pending)
         with sigint_held():
-            _record(study, space, active, "COMPLETE", {**attrs, **result}, result["val_acc"])
+            attrs = {**result.attrs, "worker": WORKER, **extra}
+            if result.state != "complete":
+                _record(study, space, cand.labels, "FAIL", attrs)
+                pending.unlink(missing_ok=True)
+                return 0.0
+            number = _record(study, space, cand.labels, "COMPLETE", attrs, result.values[0])
+            pending.replace(pending.with_name(f"trial_{number}.pt"))
+            keep_best_weights(ctx, study)
             write_results(ctx.run_dir, plots=False)
-        return result["val_acc"]
+        return result.values[0]
 
     if not study.trials:
         base = baseline(ctx)

@@ -1,12 +1,16 @@
 """``--engine ray``: trials run as Ray Tune trials, on this machine or a cluster.
 
-Proposals come from the study's own Optuna sampler through :class:`JournalSearcher` rather than
+Proposals come from the study's own Optuna sampler through a Ray ``Searcher`` rather than
 ``ray.tune.search.optuna.OptunaSearch``: OptunaSearch keeps its study in the driver's memory (a
 restored Tuner has lost that state before) and cannot reject an over-budget sample before Ray
-schedules it. The searcher asks the study (TPE / NSGA-II) for labels, rejects over-budget ones
-from the analytic cost, and tells every finished trial back to the same ``study.journal``, so
-Optuna, Ray and NNI runs share one results format, resume and export. Early stopping is Ray's
-ASHA scheduler on per-epoch validation accuracy (single objective only).
+schedules it. The searcher runs the trial pipeline's first half in the driver (labels -> Arch ->
+costs -> reject), the worker scores the candidate (``pipeline.score``), and the searcher records
+the outcome in the same ``study.journal``, so every engine shares results, resume and export.
+Early stopping is Ray's ASHA scheduler on per-epoch validation accuracy (single objective only).
+
+Weights: a worker saves the scored network to the run folder's ``weights/`` like the other
+engines, so the run folder must be on storage every node writes to (one machine, or a shared
+filesystem); the study's journal likewise.
 
 Without ``--address`` a local Ray starts with this machine's CPUs, bound to 127.0.0.1, no
 dashboard, usage stats off; with ``--address`` the search joins that cluster.
@@ -15,33 +19,36 @@ dashboard, usage stats off; with ``--address`` the search joins that cluster.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from .optuna_engine import _optuna, counts_as_trial, prepare_study, suggest_labels
-from .runner import MAX_REJECTIONS, WORKER, Context
+from ..errors import GhostNASError
+from .context import MAX_REJECTIONS, WORKER, Context
+from .pipeline import outcome, propose
+from .study import counts_as_trial, optuna_module, prepare_study, reject, suggest_labels, tell, weights_path
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
 
 def ray_trial(config: dict, payload: dict) -> None:
-    """One trial inside a Ray worker: build, proxy-train, report each epoch."""
+    """One trial inside a Ray worker: score the candidate, reporting each epoch."""
     import torch
     from ray import tune
 
     from ..data import load_data
     from ..space import load_space
-    from ..train import Protocol, train
+    from ..train import Protocol
+    from .evaluators import ProxyEvaluator
+    from .pipeline import score
 
     torch.set_num_threads(payload["threads"])
     protocol = Protocol.from_dict(payload["protocol"])
     key = (payload["data"], protocol.seed, protocol.resolution)
     if key not in _DATA_CACHE:  # a reused worker process loads the data once
         _DATA_CACHE[key] = load_data(payload["data"], seed=protocol.seed, folder_size=protocol.resolution)
-    data = _DATA_CACHE[key]
+    evaluator = ProxyEvaluator(_DATA_CACHE[key], protocol, payload.get("device"))
     arch = load_space(payload["space"]).to_arch(config["labels"])
     start = time.perf_counter()
     history: list[float] = []
@@ -49,12 +56,15 @@ def ray_trial(config: dict, payload: dict) -> None:
     def report(epoch: int, acc: float) -> None:
         history.append(acc)
         tune.report({"val_acc": acc, "epoch": epoch, "seconds": round(time.perf_counter() - start, 2),
-                     "history": json.dumps(history)})
+                     "history": json.dumps(history), "node": os.uname().nodename, "pid": os.getpid()})
 
     try:
-        train(arch, data, protocol, on_epoch=report, device=payload.get("device"))
-    except Exception as exc:  # recorded as a failed trial by the searcher
-        tune.report({"val_acc": float("nan"), "epoch": 0, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        result, error = score(evaluator, arch, report, Path(config["weights"]))
+    except GhostNASError as exc:  # a user error: the searcher stops the search with it
+        tune.report({"val_acc": float("nan"), "epoch": 0, "user_error": str(exc)})
+        return
+    if result is None:
+        tune.report({"val_acc": float("nan"), "epoch": 0, "error": error})
 
 
 def _searcher_class():
@@ -65,31 +75,21 @@ def _searcher_class():
             super().__init__(metric="val_acc", mode="max")
             self.ctx, self.study, self.remaining = ctx, study, n_new
             self.live: dict[str, Any] = {}
+            self.user_error: str | None = None
 
         def suggest(self, trial_id: str):
-            optuna = _optuna()
-            if self.remaining <= 0:
+            if self.remaining <= 0 or self.user_error:
                 return Searcher.FINISHED
             for _ in range(MAX_REJECTIONS):
                 trial = self.study.ask()
                 trial.set_user_attr("worker", WORKER)
-                labels = suggest_labels(trial, self.ctx.space)
-                arch = self.ctx.space.to_arch(labels)
-                attrs = self.ctx.cost_attrs(arch)
-                for k, v in attrs.items():
-                    trial.set_user_attr(k, v)
-                reason = self.ctx.over_budget(attrs)
-                if reason:
-                    trial.set_user_attr("rejected", reason)
-                    self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                cand = propose(self.ctx, suggest_labels(trial, self.ctx.space))
+                if cand.rejected:
+                    reject(self.study, trial, cand.costs, cand.rejected)
                     continue
-                trial.set_user_attr("engine", "ray")
-                trial.set_user_attr("protocol", self.ctx.protocol.name)
-                self.live[trial_id] = (trial, attrs)
+                self.live[trial_id] = (trial, cand)
                 self.remaining -= 1
-                return {"labels": labels}
-            from ..errors import GhostNASError
-
+                return {"labels": cand.labels, "weights": str(weights_path(self.ctx, trial.number).resolve())}
             raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were over budget")
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -99,29 +99,29 @@ def _searcher_class():
                 trial.report(acc, int(result.get("epoch", 0)))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            from ..results import write_results
-
-            optuna = _optuna()
-            trial, attrs = self.live.pop(trial_id, (None, None))
+            optuna = optuna_module()
+            trial, cand = self.live.pop(trial_id, (None, None))
             if trial is None:
                 return
             result = result or {}
-            acc = result.get("val_acc")
-            if error or result.get("error") or acc is None or (isinstance(acc, float) and math.isnan(acc)):
-                trial.set_user_attr("error", result.get("error") or "ray trial failed")
+            if result.get("user_error"):
+                self.user_error = result["user_error"]
+                trial.set_user_attr("lost", f"stopped by an error: {self.user_error}"[:500])
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            else:
-                trial.set_user_attr("val_acc", acc)
-                trial.set_user_attr("seconds", result.get("seconds"))
-                trial.set_user_attr("history", json.loads(result.get("history", "[]")))
-                if int(result.get("epoch", 0)) < self.ctx.protocol.epochs:  # stopped by ASHA
-                    self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                else:
-                    values = [acc]
-                    if self.ctx.config.pareto:
-                        values.append(attrs[self.ctx.objective_cost_key()])
-                    self.study.tell(trial, values)
-            write_results(self.ctx.run_dir, plots=False)
+                return
+            acc = result.get("val_acc")
+            if error or result.get("error") or acc is None or acc != acc:
+                tell(self.ctx, self.study, trial, outcome(self.ctx, cand, None, result.get("error") or "ray trial failed"))
+                return
+            scored = {"val_acc": acc, "seconds": result.get("seconds"), "node": result.get("node"),
+                      "history": json.loads(result.get("history", "[]"))}
+            if int(result.get("epoch", 0)) < self.ctx.protocol.epochs:  # stopped by ASHA
+                for k, v in {**cand.costs, **scored}.items():
+                    trial.set_user_attr(k, v)
+                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                Path(weights_path(self.ctx, trial.number)).unlink(missing_ok=True)
+                return
+            tell(self.ctx, self.study, trial, outcome(self.ctx, cand, scored, None))
 
     return JournalSearcher
 
@@ -159,6 +159,8 @@ def run_ray(ctx: Context) -> None:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     cfg = ctx.config
+    if cfg.cpus_per_trial <= 0 or cfg.gpus_per_trial < 0:
+        raise GhostNASError("--cpus-per-trial must be above 0 and --gpus-per-trial 0 or more")
     study, _ = prepare_study(ctx)  # early stopping is ASHA's, not an Optuna pruner
     n_new = cfg.trials - sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
     if n_new <= 0:
@@ -172,15 +174,18 @@ def run_ray(ctx: Context) -> None:
                                         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
         scheduler = FIFOScheduler() if cfg.pareto else ASHAScheduler(
             time_attr="epoch", max_t=ctx.protocol.epochs, grace_period=1, reduction_factor=2)
+        searcher = _searcher_class()(ctx, study, n_new)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=_searcher_class()(ctx, study, n_new), scheduler=scheduler,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                         metric="val_acc", mode="max", num_samples=n_new,
                                         max_concurrent_trials=max(1, int(cpus // cfg.cpus_per_trial)),
                                         time_budget_s=cfg.timeout),
             run_config=tune.RunConfig(name="tune", storage_path=str(Path(ctx.run_dir / "ray").resolve()),
                                       verbose=0))
         tuner.fit()
+        if searcher.user_error:
+            raise GhostNASError(searcher.user_error)
     finally:
         if started:
             ray.shutdown()

@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import GhostNASError
+from ...errors import GhostNASError
 
 _AVG = re.compile(r"Inference \(avg\):\s*([\d.e+]+)")
 _STATS = re.compile(r"count=(\d+)\s.*?min=([\d.e+]+)\s+max=([\d.e+]+)\s+avg=([\d.e+]+)(?:\s+std=([\d.e+]+))?")
