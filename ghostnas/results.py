@@ -32,7 +32,7 @@ from .io import atomic_write, atomic_write_text, sigint_held
 # trial-table columns that are not arch labels (val_acc_mean, latency_ms_measured, latency_fits:
 # added from confirm.json and latency_check.json)
 META = ["number", "state", "val_acc", "macs", "params", "latency_ms", "seconds", "baseline",
-        "prefilter", "protocol", "engine", "worker", "error", "history", "val_acc_mean",
+        "prefilter", "protocol", "evaluator", "engine", "worker", "node", "error", "history", "val_acc_mean",
         "latency_ms_measured", "latency_fits"]
 
 

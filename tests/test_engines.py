@@ -11,13 +11,28 @@ from ghostnas.search import SearchConfig, run_search
 
 
 def tiny(tmp_path, engine, **kw):
-    return SearchConfig(budgets=("3MFLOPs",), space="tiny", data="digits", protocol="smoke",
-                        trials=3, out=str(tmp_path), progress=False, study=engine, engine=engine, **kw)
+    # 3 smoke epochs: enough that the best trained network beats chance (0.1) on digits
+    return SearchConfig(budgets=("3MFLOPs",), space="tiny", data="digits", protocol="smoke", epochs=3,
+                        trials=kw.pop("trials", 3), out=str(tmp_path), progress=False, study=engine,
+                        engine=engine, **kw)
 
 
 def listening_sockets() -> list[str]:
     out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if any(n in line for n in ("ray", "gcs_server", "raylet"))]
+
+
+def check_engine_results(tmp_path, engine: str, summary: dict) -> None:
+    """What every engine must leave: the same trials table, scores that are accuracies of trained
+    networks, and the best trials' weights kept for `export best --with-weights`."""
+    df = pd.read_csv(tmp_path / engine / "trials.csv")
+    assert len(df) == 3 and set(df.engine) == {engine} and set(df.evaluator) == {"proxy"}
+    assert (df.macs <= 3e6).all()
+    done = df[df.state == "complete"]
+    assert len(done) >= 2 and done.val_acc.between(0.0, 1.0).all() and done.val_acc.max() > 0.17  # chance: 0.1 +- 0.027 on 128 images
+    assert summary["best"]["val_acc"] == done.val_acc.max()
+    kept = {p.name for p in (tmp_path / engine / "weights").glob("trial_*.pt")}
+    assert f"trial_{summary['best']['trial']}.pt" in kept and len(kept) == min(3, len(done))
 
 
 @pytest.mark.slow
@@ -44,16 +59,43 @@ def test_ray_engine_local_cluster_on_loopback(tmp_path):
     for line in seen:
         local = line.split()[3]
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")), line
-    df = pd.read_csv(tmp_path / "ray" / "trials.csv")
-    assert len(df) == 3 and set(df.engine) == {"ray"}
-    assert (df.macs <= 3e6).all()
-    assert summary["best"]["val_acc"] >= 0
+    check_engine_results(tmp_path, "ray", summary)
 
 
 @pytest.mark.slow
 def test_nni_engine_in_process(tmp_path):
     summary = run_search(tiny(tmp_path, "nni", nni_strategy="evolution"))
-    df = pd.read_csv(tmp_path / "nni" / "trials.csv")
-    assert len(df) == 3 and set(df.engine) == {"nni"}
-    assert (df.macs <= 3e6).all()
-    assert "best" in summary
+    check_engine_results(tmp_path, "nni", summary)
+
+
+@pytest.mark.slow
+def test_ray_engine_on_a_two_node_cluster(tmp_path, monkeypatch):
+    """Two raylets on 127.0.0.1 (Ray's own cluster utility) joined with --address: trials run on
+    both nodes, every Ray server listens on loopback only, and the study's journal holds each
+    trial exactly once."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    from ghostnas.results import load_study
+
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # servers bind 127.0.0.1
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                            "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        listening = listening_sockets()
+        run_search(tiny(tmp_path, "ray", trials=4, address=cluster.address, cpus_per_trial=1))
+        ray.shutdown()  # the search joined a cluster it did not start, so it leaves it running
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert len(listening) >= 3  # the GCS and two raylets at least
+    for line in listening:
+        assert line.split()[3].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")), line
+    df = pd.read_csv(tmp_path / "ray" / "trials.csv")
+    assert len(df.node.dropna().unique()) == 2, df[["number", "node"]]
+    trials = [t for t in load_study(tmp_path / "ray").get_trials(deepcopy=False) if not t.user_attrs.get("rejected")]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) == 4 and sorted(df.number) == sorted(numbers)

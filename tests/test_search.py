@@ -205,6 +205,36 @@ def test_export_best_and_names(capsys, tmp_path):
     assert code == 2 and "unknown format" in capsys.readouterr().err
 
 
+def test_search_json_is_one_document_with_a_latency_budget(capsys, tmp_path):
+    """--json prints exactly one JSON document on stdout; the latency check's lines (timed here or
+    not) and any note about the table go to stderr."""
+    lut = "results/luts/tiny-onnxruntime-1t.csv"
+    code = main(["search", "--budget", "50ms", "--space", "tiny", "--data", "digits", "--protocol", "smoke",
+                 "--trials", "2", "--lut", lut, "--runs", str(tmp_path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["best"]["latency_ms"] > 0, err
+
+
+def test_export_refuses_weights_that_are_not_a_whole_ghostnet(capsys, tmp_path):
+    import torch
+
+    from ghostnas import create_model
+
+    state = create_model("paper-0.5x").state_dict()
+    cases = {"headless.pt": {k: v for k, v in state.items() if not k.startswith("classifier.")},
+             "list.pt": [1, 2, 3],
+             "other.pt": create_model("paper-1.0x").state_dict()}
+    needles = {"headless.pt": "no 'classifier.weight'", "list.pt": "holds a list, not a state_dict",
+               "other.pt": "weights of another network"}
+    for name, obj in cases.items():
+        torch.save(obj, tmp_path / name)
+        out = tmp_path / f"exp-{name}"
+        code = main(["export", "paper-0.5x", "--format", "pt", "--weights", str(tmp_path / name), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and needles[name] in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+
 def test_export_tflite_when_installed(capsys, tmp_path):
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")

@@ -12,7 +12,7 @@ import time
 
 from ..errors import GhostNASError
 from .context import MAX_REJECTIONS, WORKER, Context
-from .pipeline import evaluate, propose
+from .pipeline import evaluate, propose, trial_attrs
 from .study import (abandon, counts_as_trial, optuna_module, prepare_study, reject, suggest_labels, tell,
                     weights_path)
 
@@ -98,7 +98,7 @@ def run_optuna(ctx: Context) -> None:
             try:
                 outcome = evaluate(ctx, cand, report, weights_path(ctx, trial.number))
             except optuna.TrialPruned:
-                for k, v in cand.costs.items():
+                for k, v in trial_attrs(ctx, cand).items():
                     trial.set_user_attr(k, v)
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 continue

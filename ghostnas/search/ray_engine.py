@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import GhostNASError
 from .context import MAX_REJECTIONS, WORKER, Context
-from .pipeline import outcome, propose
+from .pipeline import outcome, propose, trial_attrs
 from .study import counts_as_trial, optuna_module, prepare_study, reject, suggest_labels, tell, weights_path
 
 _DATA_CACHE: dict[tuple, Any] = {}
@@ -53,10 +53,18 @@ def ray_trial(config: dict, payload: dict) -> None:
     start = time.perf_counter()
     history: list[float] = []
 
+    import ray
+
+    node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:8]}"  # host / Ray node
+
+    def metrics(epoch: int, acc: float) -> dict:
+        return {"val_acc": acc, "epoch": epoch, "seconds": round(time.perf_counter() - start, 2),
+                "history": json.dumps(history), "node": node, "pid": os.getpid()}
+
     def report(epoch: int, acc: float) -> None:
         history.append(acc)
-        tune.report({"val_acc": acc, "epoch": epoch, "seconds": round(time.perf_counter() - start, 2),
-                     "history": json.dumps(history), "node": os.uname().nodename, "pid": os.getpid()})
+        if epoch < protocol.epochs:  # the last epoch is reported once the weights are saved:
+            tune.report(metrics(epoch, acc))  # Ray stops a trial as soon as it reports max_t
 
     try:
         result, error = score(evaluator, arch, report, Path(config["weights"]))
@@ -65,6 +73,8 @@ def ray_trial(config: dict, payload: dict) -> None:
         return
     if result is None:
         tune.report({"val_acc": float("nan"), "epoch": 0, "error": error})
+    else:
+        tune.report(metrics(len(history), history[-1]))
 
 
 def _searcher_class():
@@ -116,7 +126,7 @@ def _searcher_class():
             scored = {"val_acc": acc, "seconds": result.get("seconds"), "node": result.get("node"),
                       "history": json.loads(result.get("history", "[]"))}
             if int(result.get("epoch", 0)) < self.ctx.protocol.epochs:  # stopped by ASHA
-                for k, v in {**cand.costs, **scored}.items():
+                for k, v in {**trial_attrs(self.ctx, cand), **scored}.items():
                     trial.set_user_attr(k, v)
                 self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 Path(weights_path(self.ctx, trial.number)).unlink(missing_ok=True)
