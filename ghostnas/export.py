@@ -25,6 +25,7 @@ import torch
 from .arch import Arch, load_arch, save_arch
 from .errors import GhostNASError
 from .io import atomic_write, atomic_write_text
+from .nn.weights import load_tensors
 from .nn.ghostnet import GhostNet, create_model
 
 FORMATS = ("pt", "torchscript", "onnx", "tflite")
@@ -149,11 +150,7 @@ WRITERS = {"pt": ("model.pt", _write_pt), "torchscript": ("model.torchscript.pt"
 def load_state_dict_file(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor]:
     """A GhostNet state dict from ``path``, loaded without running code (weights_only); one line
     when the file is something else."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        why = "not a plain state dict; it was not loaded" if "weights_only" in str(exc) else str(exc).split("\n")[0]
-        raise GhostNASError(f"{path}: not a readable state_dict ({why})") from None
+    state = load_tensors(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise GhostNASError(f"{path}: holds a {type(state).__name__}, not a state_dict of tensors; "
                             "save one with torch.save(model.state_dict(), FILE)")

@@ -283,6 +283,32 @@ def write_results(run_dir: "str | os.PathLike[str]", plots: bool = True) -> dict
         return _write_results(Path(run_dir), plots)
 
 
+def summary_of(run_dir: "str | os.PathLike[str]") -> dict[str, Any]:
+    """The summary of a study as ``summary.json`` would hold it, writing nothing."""
+    run_dir = Path(run_dir)
+    study = load_study(run_dir)
+    rejected = sum(1 for t in study.get_trials(deepcopy=False) if _state(t) == "rejected")
+    return summarize(run_dir, study, trials_frame(study), rejected)
+
+
+def ranked_arch(run_dir: Path, rank: int = 1):
+    """(Arch, kept weights path or None, trial row) of the ``rank``-th trial of the one ranking."""
+    from .space import load_space
+
+    df = rank_trials(run_dir, trials_frame(load_study(run_dir)))
+    if not 1 <= rank <= len(df):
+        raise GhostNASError(f"study {run_dir.name} has {len(df)} complete trials; --rank must be 1..{len(df)}")
+    row = df.iloc[rank - 1]
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        space = load_space(config["identity"]["space"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GhostNASError(f"{run_dir / 'config.json'}: unreadable ({exc}); the study's space is unknown") from None
+    arch = trial_arch(space, row, name=f"{run_dir.name}-trial{int(row['number'])}")
+    weights = run_dir / "weights" / f"trial_{int(row['number'])}.pt"
+    return arch, (weights if weights.exists() else None), row
+
+
 def _write_results(run_dir: Path, plots: bool) -> dict[str, Any]:
     study = load_study(run_dir)
     df = trials_frame(study)

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from .arch import Arch, load_arch
 from .data import Dataset, augment, prepare
 from .errors import GhostNASError
-from .io import atomic_write
+from .io import atomic_write, atomic_write_text
 from .nn.ghostnet import create_model
+from .nn.weights import load_tensors
 
 
 class TrainingFailed(RuntimeError):
@@ -107,9 +108,20 @@ class TrainResult:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to train on: the one named (refused in one line when absent), else a GPU when
+    present, else the CPU."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise GhostNASError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise GhostNASError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise GhostNASError(f"device {device!r}: no such CUDA device here "
+                            f"({torch.cuda.device_count()} visible); use --device cpu")
+    return dev
 
 
 def _subset(n: int, limit: int | None, y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -162,21 +174,43 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / len(y), loss_sum / len(y)
 
 
-def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["proxy"], *,
-          on_epoch: Callable[[int, float], None] | None = None, device: str | None = None,
-          out_dir: "str | os.PathLike[str] | None" = None, resume: bool = False,
-          progress: bool = False, keep_model: bool = False) -> TrainResult:
-    """Train ``arch`` on ``data`` under ``protocol``; return validation top-1 (a fraction).
+@dataclass
+class _Session:
+    """One training's model, optimiser and prepared tensors (built by :func:`_start`)."""
 
-    ``on_epoch(epoch, val_acc)`` is called after each epoch (1-based) and may raise (e.g. optuna's
-    TrialPruned) to stop. With ``out_dir``, a checkpoint (``checkpoint.pt``, written atomically)
-    and ``metrics.csv`` are kept each epoch; ``resume=True`` continues from the checkpoint.
-    """
-    start = time.perf_counter()
-    arch = load_arch(arch)
-    dev = pick_device(device)
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    scaler: Any
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+    augment: bool
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+
+
+def check_protocol(p: Protocol) -> None:
+    """Numbers a training cannot run with, refused before anything is built or written."""
+    problems = [f"{name} {value!r} (need {need})" for name, value, ok, need in (
+        ("epochs", p.epochs, p.epochs >= 1, "at least 1: 0 would score an untrained network"),
+        ("batch_size", p.batch_size, p.batch_size >= 1, "at least 1"),
+        ("resolution", p.resolution, 8 <= p.resolution <= 4096, "8-4096"),
+        ("lr", p.lr, math.isfinite(p.lr) and p.lr > 0, "a positive number"),
+        ("train_subset", p.train_subset, p.train_subset is None or p.train_subset >= 1, "at least 1 image"),
+        ("val_subset", p.val_subset, p.val_subset is None or p.val_subset >= 1, "at least 1 image"),
+        ("seed", p.seed, 0 <= p.seed < 2**32, "0 to 2**32-1"))
+        if not ok]
+    if problems:
+        raise GhostNASError(f"protocol {p.name!r}: bad {'; '.join(problems)}")
+
+
+def _start(arch: Arch, data: Dataset, p: Protocol, dev: torch.device) -> _Session:
     amp_dtype = amp_dtype_for(dev)
-    p = protocol
     overrides: dict[str, Any] = {"num_classes": data.num_classes}
     if p.dropout is not None:
         overrides["dropout"] = p.dropout
@@ -189,10 +223,7 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
     va = _subset(len(data.y_val), p.val_subset, data.y_val, p.seed + 1)
     mean, std = data.stats()
     x_train = prepare(data.x_train[tr], p.resolution, mean, std).to(dev)
-    y_train = data.y_train[tr].to(dev)
     x_val = prepare(data.x_val[va], p.resolution, mean, std).to(dev).contiguous(memory_format=memory_format)
-    y_val = data.y_val[va].to(dev)
-    use_aug = p.augment == "on" or (p.augment == "auto" and data.natural)
 
     params_bn = [q for n, q in model.named_parameters() if q.dim() <= 1]
     params_w = [q for n, q in model.named_parameters() if q.dim() > 1]
@@ -203,78 +234,97 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
         opt = torch.optim.AdamW(groups, lr=p.lr)
     else:
         raise GhostNASError(f"protocol: unknown optimizer {p.optimizer!r}; use sgd or adamw")
-    scaler = torch.amp.GradScaler(dev.type) if amp_dtype == torch.float16 else None
+    steps_per_epoch = max(1, len(tr) // p.batch_size)  # drop the ragged last batch
+    return _Session(model, opt, torch.amp.GradScaler(dev.type) if amp_dtype == torch.float16 else None,
+                    x_train, data.y_train[tr].to(dev), x_val, data.y_val[va].to(dev), dev, amp_dtype,
+                    memory_format, p.augment == "on" or (p.augment == "auto" and data.natural),
+                    steps_per_epoch, steps_per_epoch * p.epochs, int(p.warmup_epochs * steps_per_epoch))
 
-    steps_per_epoch = max(1, len(y_train) // p.batch_size)  # drop the ragged last batch
-    total_steps = steps_per_epoch * p.epochs
-    warmup = int(p.warmup_epochs * steps_per_epoch)
+
+def _train_epoch(s: _Session, p: Protocol, epoch: int, bar) -> dict[str, float]:
+    """One epoch; its shuffle, augmentation and dropout seeded by (seed, epoch)."""
+    t_epoch = time.perf_counter()
+    s.model.train()
+    g = torch.Generator().manual_seed(p.seed * 100003 + epoch)
+    torch.manual_seed(p.seed * 100003 + epoch)  # dropout
+    perm = torch.randperm(len(s.y_train), generator=g).to(s.device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    for b in range(s.steps_per_epoch):
+        step = (epoch - 1) * s.steps_per_epoch + b
+        for group in s.opt.param_groups:
+            group["lr"] = _lr_at(step, s.total_steps, s.warmup, p.lr)
+        idx = perm[b * p.batch_size:(b + 1) * p.batch_size]
+        xb, yb = s.x_train[idx], s.y_train[idx]
+        if s.augment:
+            xb = augment(xb.cpu(), g).to(s.device)
+        xb = xb.contiguous(memory_format=s.memory_format)
+        with torch.autocast(s.device.type, dtype=s.amp_dtype, enabled=s.amp_dtype is not None):
+            logits = s.model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=p.label_smoothing)
+        if not torch.isfinite(loss):
+            raise TrainingFailed(f"loss became {loss.item()} at epoch {epoch} step {b}")
+        s.opt.zero_grad(set_to_none=True)
+        if s.scaler:
+            s.scaler.scale(loss).backward()
+            s.scaler.step(s.opt)
+            s.scaler.update()
+        else:
+            loss.backward()
+            s.opt.step()
+        loss_sum += loss.item() * len(yb)
+        correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(yb)
+        if bar:
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss_sum / seen:.3f}")
+    val_acc, val_loss = evaluate(s.model, s.x_val, s.y_val, amp_dtype=s.amp_dtype)
+    return {"epoch": epoch, "train_loss": round(loss_sum / seen, 5), "train_acc": round(correct / seen, 5),
+            "val_loss": round(val_loss, 5), "val_acc": val_acc, "seconds": round(time.perf_counter() - t_epoch, 3)}
+
+
+def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["proxy"], *,
+          on_epoch: Callable[[int, float], None] | None = None, device: str | None = None,
+          out_dir: "str | os.PathLike[str] | None" = None, resume: bool = False,
+          progress: bool = False, keep_model: bool = False) -> TrainResult:
+    """Train ``arch`` on ``data`` under ``protocol``; return validation top-1 (a fraction).
+
+    ``on_epoch(epoch, val_acc)`` is called after each epoch (1-based) and may raise (e.g. optuna's
+    TrialPruned) to stop. With ``out_dir``, a checkpoint (``checkpoint.pt``, written atomically)
+    and ``metrics.csv`` are kept each epoch; ``resume=True`` continues from the checkpoint.
+    """
+    start = time.perf_counter()
+    arch = load_arch(arch)
+    p = protocol
+    check_protocol(p)
+    s = _start(arch, data, p, pick_device(device))
     history: list[dict[str, float]] = []
     first_epoch = 1
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
     if resume and ckpt_path and ckpt_path.exists():
         state = _load_checkpoint(ckpt_path, arch, p)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):  # fp16 loss scale: resume equals uninterrupted
-            scaler.load_state_dict(state["scaler"])
+        s.model.load_state_dict(state["model"])
+        s.opt.load_state_dict(state["optimizer"])
+        if s.scaler is not None and state.get("scaler"):  # fp16 loss scale: resume equals uninterrupted
+            s.scaler.load_state_dict(state["scaler"])
         history = state["history"]
         first_epoch = int(state["epoch"]) + 1
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, initial=(first_epoch - 1) * steps_per_epoch, unit="step",
+        bar = tqdm(total=s.total_steps, initial=(first_epoch - 1) * s.steps_per_epoch, unit="step",
                    desc=arch.name or "train", leave=False)
     for epoch in range(first_epoch, p.epochs + 1):
-        t_epoch = time.perf_counter()
-        model.train()
-        g = torch.Generator().manual_seed(p.seed * 100003 + epoch)
-        torch.manual_seed(p.seed * 100003 + epoch)  # dropout
-        perm = torch.randperm(len(y_train), generator=g).to(dev)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for b in range(steps_per_epoch):
-            step = (epoch - 1) * steps_per_epoch + b
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total_steps, warmup, p.lr)
-            idx = perm[b * p.batch_size:(b + 1) * p.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if use_aug:
-                xb = augment(xb.cpu(), g).to(dev)
-            xb = xb.contiguous(memory_format=memory_format)
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=p.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingFailed(f"loss became {loss.item()} at epoch {epoch} step {b}")
-            opt.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            loss_sum += loss.item() * len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
-            seen += len(yb)
-            if bar:
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss_sum / seen:.3f}")
-        val_acc, val_loss = evaluate(model, x_val, y_val, amp_dtype=amp_dtype)
-        history.append({"epoch": epoch, "train_loss": round(loss_sum / seen, 5),
-                        "train_acc": round(correct / seen, 5), "val_loss": round(val_loss, 5),
-                        "val_acc": val_acc, "seconds": round(time.perf_counter() - t_epoch, 3)})
+        history.append(_train_epoch(s, p, epoch, bar))
         if out_dir:
-            _save_epoch(Path(out_dir), model, opt, arch, p, epoch, history, scaler)
+            _save_epoch(Path(out_dir), s.model, s.opt, arch, p, epoch, history, s.scaler)
         if on_epoch:
-            on_epoch(epoch, val_acc)
+            on_epoch(epoch, history[-1]["val_acc"])
     if bar:
         bar.close()
-    final = history[-1]["val_acc"] if history else 0.0
-    return TrainResult(val_acc=final, epochs=len(history), seconds=time.perf_counter() - start,
-                       history=history, protocol=p.to_dict(), device=str(dev),
-                       model=model if keep_model else None, scored_on=data.scored_on)
+    return TrainResult(val_acc=history[-1]["val_acc"], epochs=len(history), seconds=time.perf_counter() - start,
+                       history=history, protocol=p.to_dict(), device=str(s.device),
+                       model=s.model if keep_model else None, scored_on=data.scored_on)
 
 
 def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, history: list,
@@ -294,11 +344,53 @@ def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, hist
 
 
 def _load_checkpoint(path: Path, arch: Arch, p: Protocol) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GhostNASError(f"{path}: unreadable checkpoint ({exc}); delete it to start over") from None
+    state = load_tensors(path, "checkpoint")
+    if not isinstance(state, dict):
+        raise GhostNASError(f"{path}: not a ghostnas checkpoint; delete it to start over")
     if state.get("arch") != arch.to_json() or state.get("protocol") != json.dumps(p.to_dict()):
         raise GhostNASError(f"{path}: checkpoint is for another arch or protocol; use a new --out "
                             "or drop --resume")
     return state
+
+
+def default_run_dir(arch: Arch, data_spec: str, seed: int, scored_on: str = "val") -> Path:
+    """Where `ghostnas train` writes when not told: one folder per (arch, data, split, seed)."""
+    tag = data_spec.split(":")[0] + ("_test" if scored_on == "test" else "")
+    return Path("results/runs/train") / f"{arch.name or 'arch'}_{tag}_seed{seed}"
+
+
+def train_run(arch: Arch, data: Dataset, protocol: Protocol, out: "str | os.PathLike[str]", *,
+              resume: bool = False, device: str | None = None,
+              progress: bool = False) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """`ghostnas train`: train into a run folder (``arch.json``, ``checkpoint.pt`` and ``metrics.csv``
+    each epoch, ``model.pt`` and ``result.json`` at the end); returns (summary, history).
+
+    Everything that can be refused is refused before a file is written: a folder that holds
+    another run (without ``resume``), a checkpoint of another arch or protocol, bad protocol
+    numbers, an absent device, a folder that cannot be written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GhostNASError(f"--out {out} is a file; give a folder")
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise GhostNASError(f"{out} already holds a training run; add --resume to continue it or give another --out")
+    if resume and ckpt.exists():
+        _load_checkpoint(ckpt, arch, protocol)  # another network's run is refused untouched
+    check_protocol(protocol)
+    pick_device(device)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "arch.json", arch.to_json() + "\n")
+    except OSError as exc:
+        raise GhostNASError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        result = train(arch, data, protocol, out_dir=out, resume=resume, device=device, progress=progress,
+                       keep_model=True)
+    except TrainingFailed as exc:
+        raise GhostNASError(f"training failed: {exc}; if the loss diverged, try a lower --lr") from None
+    atomic_write(out / "model.pt", lambda tmp: torch.save(result.model.state_dict(), tmp))
+    summary = {"arch": arch.name, "data": data.describe(), "scored_on": result.scored_on, "val_acc": result.val_acc,
+               "epochs": result.epochs, "seconds": round(result.seconds, 2), "device": result.device,
+               "protocol": result.protocol, "out": str(out)}
+    atomic_write_text(out / "result.json", json.dumps(summary, indent=1) + "\n")
+    return summary, result.history

@@ -391,7 +391,7 @@ def test_a_table_refuses_another_space(tmp_path, capsys):
     with pytest.raises(GhostNASError, match="built for space 'tiny'"):
         run_search(cfg)
     assert not (tmp_path / "search-30ms").exists()  # refused before anything was written
-    assert main(["lut", "check", "--lut", TINY_LUT, "--space", "ghostnet", "--n", "1"]) == 2
+    assert main(["lut", "check", "--lut", TINY_LUT, "--space", "ghostnet", "--n", "2"]) == 2
     # a table of a same-named space whose content changed is refused too
     edited = write_tiny_lut(tmp_path, meta_edit=lambda m: {**m, "space_hash": "0123456789abcdef"})
     with pytest.raises(GhostNASError, match="content 0123456789abcdef"):

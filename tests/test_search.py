@@ -134,9 +134,10 @@ def test_baseline_is_evaluated_first(tmp_path):
     assert all(len(f["val_accs"]) == 3 for f in finalists)
     assert "found_minus_baseline_points" in summary["confirmed"]
     # export best follows the confirmed order: the finalist with the best mean comes first
-    from ghostnas.cli import resolve_ranked_arch
+    from ghostnas.results import ranked_arch
 
-    _, _, row = resolve_ranked_arch("b", str(tmp_path), 1)
+    _, _, row = ranked_arch(tmp_path / "b", 1)
+    assert summary["best"]["trial"] == int(row["number"])  # summary.json's best is export best's
     assert abs(row["val_acc_mean"] - max(f["val_acc_mean"] for f in finalists)) < 1e-4
 
 
@@ -318,7 +319,7 @@ def test_ctrl_c_is_held_over_result_writes():
 
 
 def test_ctrl_c_turned_into_a_library_error_still_exits_130(monkeypatch, capsys):
-    import ghostnas.cli
+    import ghostnas.cli.cmd_search
     from ghostnas.io import sigint_watch
 
     def results_show(args):
@@ -329,7 +330,7 @@ def test_ctrl_c_turned_into_a_library_error_still_exits_130(monkeypatch, capsys)
             except KeyboardInterrupt:
                 raise ValueError("a library's own error") from None  # as matplotlib did, 1 in ~150
 
-    monkeypatch.setattr(ghostnas.cli, "cmd_results_show", results_show)
+    monkeypatch.setattr(ghostnas.cli.cmd_search, "results_show", results_show)
     assert main(["results", "show"]) == 130
     assert "interrupted" in capsys.readouterr().err
 

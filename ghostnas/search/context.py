@@ -119,18 +119,32 @@ class Context:
         return by_name.get("latency_ms", by_name["macs"])
 
 
+def check_numbers(cfg: SearchConfig) -> None:
+    """The library's own check of what the CLI's typed options already bound (a SearchConfig may
+    come from code): one line naming each bad setting."""
+    bad = [f"--{name.replace('_', '-')} {value!r} ({need})" for name, value, ok, need in (
+        ("trials", cfg.trials, cfg.trials >= 1, "at least 1"),
+        ("seed", cfg.seed, 0 <= cfg.seed < 2**32, "0 to 2**32-1"),
+        ("timeout", cfg.timeout, cfg.timeout is None or cfg.timeout > 0, "seconds above 0"),
+        ("prefilter", cfg.prefilter, cfg.prefilter >= 0, "0 or more"),
+        ("threads", cfg.threads, cfg.threads is None or cfg.threads >= 1, "at least 1"),
+        ("epochs", cfg.epochs, cfg.epochs is None or cfg.epochs >= 1, "at least 1"),
+        ("confirm", cfg.confirm, cfg.confirm >= 0, "0 (off) or more"),
+        ("confirm_seeds", cfg.confirm_seeds, cfg.confirm_seeds >= 1, "at least 1"),
+        ("check_latency", cfg.check_latency, cfg.check_latency >= 0, "0 (off) or more"),
+        ("cpus_per_trial", cfg.cpus_per_trial, cfg.cpus_per_trial > 0, "above 0"),
+        ("gpus_per_trial", cfg.gpus_per_trial, cfg.gpus_per_trial >= 0, "0 or more")) if not ok]
+    if bad:
+        raise GhostNASError("bad setting(s): " + "; ".join(bad))
+
+
 def make_context(cfg: SearchConfig) -> Context:
     budgets = parse_budgets(cfg.budgets)
     space = load_space(cfg.space)
     if not cfg.lut and any(b.kind == "latency_ms" for b in budgets):
         raise GhostNASError("a latency budget needs a latency table: pass --lut FILE "
                             "(build one with `ghostnas lut build`, or use results/luts/*.csv)")
-    if cfg.trials < 1:
-        raise GhostNASError("--trials must be at least 1")
-    if cfg.confirm < 0 or (cfg.confirm and cfg.confirm_seeds < 1):
-        raise GhostNASError("--confirm K and --confirm-seeds N must be at least 1 (K 0: no confirming)")
-    if cfg.check_latency < 0:
-        raise GhostNASError("--check-latency K must be 0 (off) or more")
+    check_numbers(cfg)
     if cfg.confirm_protocol is not None:
         from ..train import get_protocol
 
@@ -152,13 +166,14 @@ def load_evaluator(ctx: Context) -> None:
     import torch
 
     from ..data import load_data
-    from ..train import get_protocol
+    from ..train import check_protocol, get_protocol
     from .evaluators import ProxyEvaluator
 
     cfg = ctx.config
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx.protocol = get_protocol(cfg.protocol, epochs=cfg.epochs)
+    check_protocol(ctx.protocol)
     ctx.data = load_data(cfg.data, seed=ctx.protocol.seed, folder_size=ctx.protocol.resolution)
     ctx.evaluator = ProxyEvaluator(ctx.data, ctx.protocol, cfg.device)
 
