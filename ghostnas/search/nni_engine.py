@@ -41,10 +41,7 @@ def _record(study, space, labels: dict, state: str, attrs: dict, value: float | 
     return study.get_trials(deepcopy=False)[-1].number
 
 
-def run_nni(ctx: Context) -> None:
-    cfg = ctx.config
-    if cfg.pareto:
-        raise GhostNASError("--pareto is not available with --engine nni; use --engine optuna or ray")
+def _import_nni():
     try:
         import nni
         import nni.nas.strategy as strategies
@@ -55,42 +52,24 @@ def run_nni(ctx: Context) -> None:
     except ImportError as exc:
         raise GhostNASError(f"--engine nni needs nni 3.0 with pytorch-lightning and torchmetrics "
                             f"({exc}); pip install 'nni==3.0' pytorch-lightning torchmetrics") from None
-    from ..results import write_results
+    for name in ("nni", "nni.nas"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return nni, strategies, ensure_frozen, FunctionalEvaluator, NasExperiment, NasExperimentConfig, ModelSpace
 
-    study = open_study(ctx)
-    space = ctx.space
-    done = lambda: sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))  # noqa: E731
-    if done() >= cfg.trials:
-        return
 
-    def run_one(labels: dict, extra: dict) -> float:
-        cand = propose(ctx, labels)
-        if cand.rejected:
-            _record(study, space, cand.labels, "PRUNED",
-                    {**cand.costs, "worker": WORKER, "engine": "nni", **extra, "rejected": cand.rejected})
-            return 0.0
-        # NNI numbers a trial only when it is added: train into a temporary file, then rename
-        pending = ctx.run_dir / "weights" / f"pending_{WORKER.replace(':', '_')}.pt"
-        pending.parent.mkdir(exist_ok=True)
-        result = evaluate(ctx, cand, None, pending)
-        with sigint_held():
-            attrs = {**result.attrs, "worker": WORKER, **extra}
-            if result.state != "complete":
-                _record(study, space, cand.labels, "FAIL", attrs)
-                pending.unlink(missing_ok=True)
-                return 0.0
-            number = _record(study, space, cand.labels, "COMPLETE", attrs, result.values[0])
-            pending.replace(pending.with_name(f"trial_{number}.pt"))
-            keep_best_weights(ctx, study)
-            write_results(ctx.run_dir, plots=False)
-        return result.values[0]
+def _strategy(strategies, cfg):
+    if cfg.nni_strategy == "evolution":
+        pop = max(4, min(20, cfg.trials // 2))
+        return strategies.RegularizedEvolution(population_size=pop, sample_size=max(2, pop // 4), seed=cfg.seed)
+    if cfg.nni_strategy == "random":
+        return strategies.Random(seed=cfg.seed)
+    if cfg.nni_strategy == "tpe":
+        return strategies.TPE()
+    raise GhostNASError(f"unknown NNI strategy {cfg.nni_strategy!r}; use evolution, random or tpe")
 
-    if not study.trials:
-        base = baseline(ctx)
-        if base is not None:
-            run_one(base[1], {"baseline": True})
 
-    dims = space.dimensions()
+def _model_space(nni, ensure_frozen, ModelSpace, dims):
+    """The space as an NNI ModelSpace: one ``nni.choice`` per flat label."""
 
     class GhostSpace(ModelSpace):
         def __init__(self):
@@ -104,31 +83,60 @@ def run_nni(ctx: Context) -> None:
         def forward(self, x):  # never called: the evaluator builds the real network from labels
             return x
 
-    def nni_evaluate(model) -> None:
-        if done() >= cfg.trials:
-            nni.report_final_result(0.0)
-            return
-        nni.report_final_result(run_one(dict(model.labels), {}))
+    return GhostSpace()
 
-    remaining = cfg.trials - done()
-    if cfg.nni_strategy == "evolution":
-        pop = max(4, min(20, cfg.trials // 2))
-        strategy = strategies.RegularizedEvolution(population_size=pop, sample_size=max(2, pop // 4),
-                                                   seed=cfg.seed)
-    elif cfg.nni_strategy == "random":
-        strategy = strategies.Random(seed=cfg.seed)
-    elif cfg.nni_strategy == "tpe":
-        strategy = strategies.TPE()
-    else:
-        raise GhostNASError(f"unknown NNI strategy {cfg.nni_strategy!r}; use evolution, random or tpe")
+
+def _run_one(ctx: Context, study, labels: dict, extra: dict) -> float:
+    """The trial pipeline for one NNI sample; the score NNI's strategy learns from (0 when rejected)."""
+    from ..results import write_results
+
+    cand = propose(ctx, labels)
+    if cand.rejected:
+        _record(study, ctx.space, cand.labels, "PRUNED",
+                {**cand.costs, "worker": WORKER, "engine": "nni", **extra, "rejected": cand.rejected})
+        return 0.0
+    # NNI numbers a trial only when it is added: train into a temporary file, then rename
+    pending = ctx.run_dir / "weights" / f"pending_{WORKER.replace(':', '_')}.pt"
+    pending.parent.mkdir(exist_ok=True)
+    result = evaluate(ctx, cand, None, pending)
+    with sigint_held():
+        attrs = {**result.attrs, "worker": WORKER, **extra}
+        if result.state != "complete":
+            _record(study, ctx.space, cand.labels, "FAIL", attrs)
+            pending.unlink(missing_ok=True)
+            return 0.0
+        number = _record(study, ctx.space, cand.labels, "COMPLETE", attrs, result.values[0])
+        pending.replace(pending.with_name(f"trial_{number}.pt"))
+        keep_best_weights(ctx, study)
+        write_results(ctx.run_dir, plots=False)
+    return result.values[0]
+
+
+def run_nni(ctx: Context) -> None:
+    cfg = ctx.config
+    if cfg.pareto:
+        raise GhostNASError("--pareto is not available with --engine nni; use --engine optuna or ray")
+    nni, strategies, ensure_frozen, FunctionalEvaluator, NasExperiment, NasExperimentConfig, ModelSpace = _import_nni()
+    strategy = _strategy(strategies, cfg)
+    study = open_study(ctx)
+    done = lambda: sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))  # noqa: E731
+    if done() >= cfg.trials:
+        return
+    if not study.trials:
+        base = baseline(ctx)
+        if base is not None:
+            _run_one(ctx, study, base[1], {"baseline": True})
+
+    def nni_evaluate(model) -> None:
+        nni.report_final_result(0.0 if done() >= cfg.trials else _run_one(ctx, study, dict(model.labels), {}))
+
     config = NasExperimentConfig("sequential", "simplified")
-    config.max_trial_number = remaining * REJECTION_ROOM
+    config.max_trial_number = (cfg.trials - done()) * REJECTION_ROOM
     if cfg.timeout:
         config.max_experiment_duration = f"{int(cfg.timeout)}s"
     config.experiment_working_directory = str((ctx.run_dir / "nni").resolve())
-    for name in ("nni", "nni.nas"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    experiment = NasExperiment(GhostSpace(), FunctionalEvaluator(nni_evaluate), strategy, config=config)
+    experiment = NasExperiment(_model_space(nni, ensure_frozen, ModelSpace, ctx.space.dimensions()),
+                               FunctionalEvaluator(nni_evaluate), strategy, config=config)
     started = time.time()
     experiment.run()
     experiment.stop()

@@ -13,9 +13,148 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...errors import GhostNASError
+from ..analytic import count
 from .keys import COLUMNS, arch_entries, select_entries, space_entries
 from .table import LUT_FORMAT, LatencyModel, fit_calibration, read_rows
 from .timing import allocator_for, backend_version, entry_module, measure, measure_arch, measure_reference, require_same_allocator
+
+
+class Eta:
+    """Time left, from the work done so far: each finished item's seconds against its MACs, fitted
+    as seconds = a + b * MACs (least squares once a few are done), summed over what is left. Items
+    differ a hundredfold in cost (a 112 px block against a 7 px one), so a count-based ETA, or one
+    taken from the first item, misleads."""
+
+    def __init__(self, weights: list[float]):
+        self.left = list(weights)
+        self.done: list[tuple[float, float]] = []  # (MACs, seconds)
+        self.started = time.perf_counter()
+        self._last = self.started
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.done.append((self.left.pop(0), now - self._last))
+        self._last = now
+
+    def seconds_left(self) -> float:
+        if not self.done:
+            return float("nan")
+        xs, ys = zip(*self.done)
+        n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if n >= 5 and sxx > 0 else 0.0
+        b = max(b, 0.0)
+        a = max(my - b * mx, 0.0)
+        return sum(a + b * w for w in self.left)
+
+    def line(self, what: str) -> str:
+        total = len(self.done) + len(self.left)
+        return (f"{what}: {len(self.done)}/{total} ({100 * len(self.done) / total:.0f}%), "
+                f"{(time.perf_counter() - self.started) / 60:.1f} min so far, ETA ~{self.seconds_left() / 60:.1f} min")
+
+
+def _resume(out: Path, space, backend: str, threads: int, clock: str, reference: bool):
+    """(rows already measured, their metadata or None): a torn last row is dropped, and a table
+    timed another way or for another space is refused."""
+    meta_path = Path(str(out) + ".meta.json")
+    if out.exists():
+        data = out.read_bytes()
+        if data and not data.endswith(b"\n"):  # a row torn by an interruption: drop it
+            with open(out, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+    done = read_rows(out) if out.exists() else {}
+    old = LatencyModel.load(out).meta if done and meta_path.exists() else None
+    if old is None:
+        return done, None
+    if (old.get("backend"), old.get("threads"), old.get("clock", "wall")) != (backend, threads, clock):
+        raise GhostNASError(f"{out} was measured with {old.get('backend')}, {old.get('threads')} "
+                            f"thread(s), {old.get('clock', 'wall')} clock; resume with the same "
+                            "--backend/--threads/--clock or a new --out")
+    require_same_allocator(old, backend, out, "its entries are not comparable; rebuild with a new --out")
+    if bool(old.get("reference")) != reference:
+        raise GhostNASError(f"{out} was measured {'with' if old.get('reference') else 'without'} the "
+                            "reference; resume with the same setting or a new --out")
+    LatencyModel(done, old, out).require_space(space)
+    return done, old
+
+
+def _start_meta(space, backend: str, threads: int, clock: str, reference: bool, old: dict | None) -> dict:
+    from ...machine import describe
+
+    meta = {"format": LUT_FORMAT, "space": space.name, "space_name": space.name, "space_hash": space.digest(),
+            "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
+            "threads": threads, "clock": clock, "allocator": allocator_for(backend),
+            "device": describe(threads=threads), "entries_in_space": len(space_entries(space))}
+    if old is not None:
+        meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
+        meta["build_seconds"] = old.get("build_seconds", 0.0)
+        if old.get("calibration"):  # still usable while the resumed build runs; refitted at the end
+            meta["calibration"] = old["calibration"]
+    elif reference:
+        meta["reference"] = measure_reference(backend, threads, clock)
+    if meta.get("overhead_ms") is None:
+        import torch
+
+        meta["overhead_ms"] = measure(torch.nn.Identity(), (1, 3, 8, 8), backend, threads, warmup=20, repeats=200,
+                                      clock=clock, reference_ms=(meta.get("reference") or {}).get("ms"))["median_ms"]
+    return meta
+
+
+def _progress(total: int, what: str, unit: str, show: bool):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, desc=what)
+
+
+def _measure_entries(out: Path, todo: list, meta: dict, log: Callable[[str], None], show: bool) -> None:
+    """Time each entry and append it at once (fsync'd: every entry survives an interruption)."""
+    backend, threads, clock = meta["backend"], meta["threads"], meta["clock"]
+    ref_ms = (meta.get("reference") or {}).get("ms")
+    new_file = not out.exists() or out.stat().st_size == 0
+    eta, bar = Eta([e.features()["macs"] for e in todo]), _progress(len(todo), "lut build", "entry", show)
+    every = max(1, len(todo) // 10)
+    with open(out, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")  # e.g. raw_median_ms
+        if new_file:
+            writer.writeheader()
+        for n, e in enumerate(todo, start=1):
+            module, shape = entry_module(e)
+            stats = measure(module, shape, backend, threads, clock=clock, reference_ms=ref_ms)
+            writer.writerow({"key": e.key, "kind": e.kind, **e.features(), **{k: round(v, 5) for k, v in stats.items()}})
+            fh.flush()
+            os.fsync(fh.fileno())
+            eta.tick()
+            if bar:
+                bar.update(1)
+                bar.set_postfix_str(f"ETA ~{eta.seconds_left() / 60:.1f} min")
+            elif n == 1 or n % every == 0:
+                log(eta.line("entries"))
+    if bar:
+        bar.close()
+
+
+def _calibrate(space, model: LatencyModel, n: int, seed: int, log: Callable[[str], None], show: bool) -> dict:
+    """Time ``n`` random networks end to end and fit whole = a * sum + b to them."""
+    meta = model.meta
+    rng = random.Random(seed + 1)
+    archs = [space.to_arch(space.sample(rng)) for _ in range(n)]
+    log(f"calibration: timing {n} random networks end to end")
+    eta, bar = Eta([count(a).macs for a in archs]), _progress(n, "calibration", "network", show)
+    networks = []
+    for arch in archs:
+        networks.append({"keys": [e.key for e in arch_entries(arch.resolve())],
+                         "ms": measure_arch(arch, meta["backend"], meta["threads"], clock=meta["clock"],
+                                            reference_ms=(meta.get("reference") or {}).get("ms"))})
+        eta.tick()
+        if bar:
+            bar.update(1)
+        elif len(networks) in (1, n // 2):
+            log(eta.line("calibration networks"))
+    if bar:
+        bar.close()
+    return fit_calibration(model, networks)
 
 
 def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int = 1,
@@ -25,100 +164,28 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
     each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
     from ...device_runner import resolve_clock
-    from ...machine import busy_warning, describe
+    from ...io import atomic_write_text
+    from ...machine import busy_warning
 
     out = Path(out)
     clock = resolve_clock(clock, threads)
-    meta_path = Path(str(out) + ".meta.json")
-    if out.exists():
-        data = out.read_bytes()
-        if data and not data.endswith(b"\n"):  # a row torn by an interruption: drop it
-            with open(out, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-    done = read_rows(out) if out.exists() else {}
+    done, old = _resume(out, space, backend, threads, clock, reference)
     entries = select_entries(space, max_entries, seed, measured=set(done))
     todo = [e for e in entries if e.key not in done]
-    old = json.loads(meta_path.read_text()) if done and meta_path.exists() else None
-    if old is not None:  # resuming: the new entries must be timed like the old ones
-        if (old.get("backend"), old.get("threads"), old.get("clock", "wall")) != (backend, threads, clock):
-            raise GhostNASError(f"{out} was measured with {old.get('backend')}, {old.get('threads')} "
-                                f"thread(s), {old.get('clock', 'wall')} clock; resume with the same "
-                                "--backend/--threads/--clock or a new --out")
-        require_same_allocator(old, backend, out, "its entries are not comparable; rebuild with a new --out")
-        if bool(old.get("reference")) != reference:
-            raise GhostNASError(f"{out} was measured {'with' if old.get('reference') else 'without'} the "
-                                "reference; resume with the same setting or a new --out")
     log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
-        f"backend {backend}, {threads} thread(s)")
+        f"backend {backend}, {threads} thread(s)" + (f", then {calibrate} networks for the calibration"
+                                                     if calibrate else ""))
     busy = busy_warning()
     if busy:
         log(busy)
-    meta = {"format": LUT_FORMAT, "space": space.name, "space_name": space.name, "space_hash": space.digest(),
-            "resolution": space.resolution, "backend": backend, "backend_version": backend_version(backend),
-            "threads": threads, "clock": clock, "allocator": allocator_for(backend),
-            "device": describe(threads=threads),
-            "entries_in_space": len(space_entries(space))}
-    from ...io import atomic_write_text
-
-    if old is not None:
-        meta["overhead_ms"], meta["reference"] = old.get("overhead_ms"), old.get("reference")
-        meta["build_seconds"] = old.get("build_seconds", 0.0)
-        if old.get("calibration"):  # still usable while the resumed build runs; refitted at the end
-            meta["calibration"] = old["calibration"]
-    elif reference:
-        meta["reference"] = measure_reference(backend, threads, clock)
-    ref_ms = (meta.get("reference") or {}).get("ms")
-    if meta.get("overhead_ms") is None:
-        import torch
-
-        meta["overhead_ms"] = measure(torch.nn.Identity(), (1, 3, 8, 8), backend, threads,
-                                      warmup=20, repeats=200, clock=clock, reference_ms=ref_ms)["median_ms"]
-    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
-    new_file = not out.exists() or out.stat().st_size == 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), unit="entry", desc="lut build")
     t0 = time.perf_counter()
-    with open(out, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")  # e.g. raw_median_ms
-        if new_file:
-            writer.writeheader()
-        for n, e in enumerate(todo):
-            module, shape = entry_module(e)
-            stats = measure(module, shape, backend, threads, clock=clock, reference_ms=ref_ms)
-            writer.writerow({"key": e.key, "kind": e.kind, **e.features(),
-                             **{k: round(v, 5) for k, v in stats.items()}})
-            fh.flush()
-            os.fsync(fh.fileno())  # every entry survives an interruption
-            if bar:
-                bar.update(1)
-            elif n == 0 and len(todo) > 1:
-                eta = (time.perf_counter() - t0) * (len(todo) - 1)
-                log(f"first entry took {time.perf_counter() - t0:.2f} s; ETA ~{eta / 60:.1f} min"
-                    + (f", then {calibrate} networks for the calibration" if calibrate else ""))
-    if bar:
-        bar.close()
+    meta = _start_meta(space, backend, threads, clock, reference, old)
+    meta_path = Path(str(out) + ".meta.json")
+    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    _measure_entries(out, todo, meta, log, progress)
     model = LatencyModel(read_rows(out), meta, out)
     if calibrate:
-        rng = random.Random(seed + 1)
-        networks = []
-        log(f"calibration: timing {calibrate} random networks end to end")
-        bar = tqdm(total=calibrate, unit="network", desc="calibration") if progress else None
-        t_cal = time.perf_counter()
-        for n in range(calibrate):
-            arch = space.to_arch(space.sample(rng))
-            networks.append({"keys": [e.key for e in arch_entries(arch.resolve())],
-                             "ms": measure_arch(arch, backend, threads, clock=clock, reference_ms=ref_ms)})
-            if bar:
-                bar.update(1)
-            elif n == 0 and calibrate > 1:
-                log(f"first network took {time.perf_counter() - t_cal:.2f} s; "
-                    f"ETA ~{(time.perf_counter() - t_cal) * (calibrate - 1) / 60:.1f} min")
-        if bar:
-            bar.close()
-        meta["calibration"] = fit_calibration(model, networks)
+        meta["calibration"] = _calibrate(space, model, calibrate, seed, log, progress)
     meta["build_seconds"] = round(meta.get("build_seconds", 0.0) + time.perf_counter() - t0, 1)  # all runs
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return LatencyModel(model.rows, meta, out)
