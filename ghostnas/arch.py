@@ -143,10 +143,23 @@ class Arch:
                 blocks.append(Block(**raw))
             stages.append(tuple(blocks))
         kwargs = {k: v for k, v in data.items() if k in top_fields and k != "stages"}
+        defaulted = sorted((top_fields - {"name", "stages"}) - set(kwargs)) + sorted(
+            {f for stage in data["stages"] for raw in stage for f in block_fields - set(raw)})
+        if defaulted:
+            import sys
+
+            print(f"note: {source}: no {', '.join(defaulted)} given; using the defaults", file=sys.stderr)
         try:
             return cls(stages=tuple(stages), **kwargs)
         except GhostNASError as exc:
             raise GhostNASError(f"{source}: {exc}") from None
+
+
+# Bounds on what an Arch may hold: far above any mobile network (GhostNet 1.3x peaks at 1,280
+# channels and 16 blocks) and far below sizes that exhaust memory before saying anything.
+MAX_CHANNELS = 16_384
+MAX_BLOCKS = 128
+MAX_CLASSES = 100_000
 
 
 def _check(cond: bool, where: str, fieldname: str, value: Any, need: str) -> None:
@@ -166,9 +179,14 @@ def validate(arch: Arch) -> None:
            arch.width, "need a number in [0.1, 4]")
     _check(_is_int(arch.resolution) and 8 <= arch.resolution <= 1024, "arch", "resolution",
            arch.resolution, "need an integer in [8, 1024]")
-    for name in ("stem", "final_conv", "head", "num_classes"):
+    for name in ("stem", "final_conv", "head"):
         value = getattr(arch, name)
-        _check(_is_int(value) and value >= 1, "arch", name, value, "need a positive integer")
+        _check(_is_int(value) and 1 <= value <= MAX_CHANNELS, "arch", name, value,
+               f"need a channel count in [1, {MAX_CHANNELS}]")
+    _check(_is_int(arch.num_classes) and 1 <= arch.num_classes <= MAX_CLASSES, "arch", "num_classes",
+           arch.num_classes, f"need an integer in [1, {MAX_CLASSES}]")
+    n_blocks = sum(len(stage) for stage in arch.stages if isinstance(stage, tuple))
+    _check(n_blocks <= MAX_BLOCKS, "arch", "stages", f"{n_blocks} blocks", f"need at most {MAX_BLOCKS} blocks")
     _check(isinstance(arch.dropout, (int, float)) and 0.0 <= arch.dropout < 1.0, "arch", "dropout",
            arch.dropout, "need a number in [0, 1)")
     for i, stage in enumerate(arch.stages):
@@ -177,8 +195,10 @@ def validate(arch: Arch) -> None:
         for j, b in enumerate(stage):
             where = f"stage {i} block {j}"
             _check(isinstance(b, Block), where, "block", b, "need a Block")
-            _check(_is_int(b.exp) and b.exp >= 1, where, "exp", b.exp, "need a positive integer (channels)")
-            _check(_is_int(b.out) and b.out >= 1, where, "out", b.out, "need a positive integer (channels)")
+            for name in ("exp", "out"):
+                value = getattr(b, name)
+                _check(_is_int(value) and 1 <= value <= MAX_CHANNELS, where, name, value,
+                       f"need a channel count in [1, {MAX_CHANNELS}]")
             _check(_is_int(b.k) and b.k in (1, 3, 5, 7, 9), where, "k", b.k, "need one of 1, 3, 5, 7, 9")
             _check(isinstance(b.se, bool), where, "se", b.se, "need true or false")
             _check(b.stride in (1, 2) and _is_int(b.stride), where, "stride", b.stride, "need 1 or 2")

@@ -108,8 +108,20 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
     return t.contiguous()
 
 
+def check_labels(name: str, y: np.ndarray, where: str = "") -> None:
+    """At least two classes, each with enough images to give validation one: otherwise a score
+    means nothing (one class reads 100%)."""
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise GhostNASError(f"{name}{where}: {len(classes)} class(es); a classifier needs at least 2")
+    if counts.min() < 2:
+        raise GhostNASError(f"{name}{where}: class {int(classes[counts.argmin()])} has {int(counts.min())} "
+                            "image; each class needs at least 2 (one to train, one to validate)")
+
+
 def _split_dataset(name: str, x: np.ndarray, y: np.ndarray, natural: bool, seed: int,
                    val_fraction: float = 0.2, test: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
+    check_labels(name, y)
     tr, va = stratified_split(y, val_fraction, seed)
     xt = _to_tensor(x)
     yt = torch.from_numpy(y.astype(np.int64))
@@ -210,6 +222,9 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
                             "cifar-10-batches-py files") from None
     if len(data) != len(labels):
         raise GhostNASError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise GhostNASError(f"{path}: label {int(labels.max() if labels.max() > 9 else labels.min())} "
+                            "outside CIFAR-10's 0-9; is it a CIFAR-100 or foreign batch?")
     return data, labels
 
 
@@ -261,8 +276,6 @@ def load_idx_dataset(name: str, folder: Path, how_to_get: str) -> Dataset:
             raise GhostNASError(f"{lp}: label {int(labels.max())} outside 0-9; is it the right file?")
     if x.shape[1:] != xt.shape[1:]:
         raise GhostNASError(f"{name}: train images are {x.shape[1:]} but test images {xt.shape[1:]}")
-    if len(np.unique(y)) < 2:
-        raise GhostNASError(f"{paths[1]}: fewer than 2 classes; nothing to learn")
     return _with_holdout(name, x, y, xt, yt, False)
 
 
@@ -284,7 +297,7 @@ def _read_image_tree(root: Path, classes: list[str] | None, size: int) -> tuple[
                 with Image.open(f) as im:
                     im = im.convert("RGB").resize((size, size), Image.BILINEAR)
                     images.append(np.asarray(im, dtype=np.uint8))
-            except (OSError, UnidentifiedImageError) as exc:
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
                 raise GhostNASError(f"folder: cannot read image {f} ({exc}); remove or replace it") from None
             labels.append(label)
     if not images:
@@ -299,6 +312,11 @@ def load_folder(root: Path, size: int, seed: int) -> Dataset:
         xt, yt, classes = _read_image_tree(root / "train", None, size)
         if (root / "val").is_dir():
             xv, yv, _ = _read_image_tree(root / "val", classes, size)
+            check_labels(f"folder:{root.name}", yt, " (train)")
+            missing = sorted(set(range(len(classes))) - set(yv.tolist()))
+            if missing:
+                raise GhostNASError(f"folder: {root / 'val'} has no image of class {classes[missing[0]]!r}; "
+                                    "every class needs validation images")
             return Dataset(f"folder:{root.name}", _to_tensor(xt), torch.from_numpy(yt),
                            _to_tensor(xv), torch.from_numpy(yv), len(classes), True)
         return _split_dataset(f"folder:{root.name}", xt, yt, True, seed)
@@ -322,6 +340,8 @@ def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> Dataset:
             n = int(arg) if arg else 512
         except ValueError:
             raise GhostNASError(f"data: bad size in {spec!r}; use synthetic or synthetic:N") from None
+        if not 20 <= n <= 1_000_000:
+            raise GhostNASError(f"data: synthetic:{n}: N must be 20-1,000,000 (2 images of each of 10 classes at least)")
         return load_synthetic(seed, n)
     if kind == "fashion-mnist":
         folder = Path(arg or FASHION_MNIST_DIR).expanduser()

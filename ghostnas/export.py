@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ import torch
 
 from .arch import Arch, load_arch, save_arch
 from .errors import GhostNASError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, make_dir
 from .nn.weights import load_tensors
 from .nn.ghostnet import GhostNet, create_model
 
@@ -167,6 +168,8 @@ def export(arch: "Arch | str | os.PathLike[str]", formats: "str | list[str]", ou
     ``out_dir``; returns a report with each file and its verified max difference."""
     arch = load_arch(arch)
     fmts = [formats] if isinstance(formats, str) else list(formats)
+    if not [f for f in fmts if f]:
+        raise GhostNASError(f"no format given; choose from {', '.join(FORMATS)}")
     bad = [f for f in fmts if f not in FORMATS]
     if bad:
         raise GhostNASError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
@@ -196,17 +199,29 @@ def export(arch: "Arch | str | os.PathLike[str]", formats: "str | list[str]", ou
             raise GhostNASError(f"{weights}: weights do not fit this arch (missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]})")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_arch(arch, out / "arch.json")
-    x = torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(1))
-    with torch.inference_mode():
-        reference = model(x).numpy()
-    for fmt in fmts:
-        filename, writer = WRITERS[fmt]
-        t = time.perf_counter()
-        output = writer(model, x, out / filename)
-        report["files"][fmt] = {"path": str(out / filename), **_check(reference, output, f"{fmt} export"),
-                                "seconds": round(time.perf_counter() - t, 2),
-                                "bytes": (out / filename).stat().st_size}
-    atomic_write_text(out / "export.json", json.dumps(report, indent=1) + "\n")
+    if out.exists() and not out.is_dir():
+        raise GhostNASError(f"--out {out} is a file; give a folder")
+    # written and verified in a staging folder beside --out, then moved in: an interrupted or failed
+    # export leaves no unverified model in --out
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    make_dir(staging, "--out")
+    try:
+        save_arch(arch, staging / "arch.json")
+        x = torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            reference = model(x).numpy()
+        for fmt in fmts:
+            filename, writer = WRITERS[fmt]
+            t = time.perf_counter()
+            output = writer(model, x, staging / filename)
+            report["files"][fmt] = {"path": str(out / filename), **_check(reference, output, f"{fmt} export"),
+                                    "seconds": round(time.perf_counter() - t, 2),
+                                    "bytes": (staging / filename).stat().st_size}
+        atomic_write_text(staging / "export.json", json.dumps(report, indent=1) + "\n")
+        make_dir(out, "--out")
+        for f in sorted(staging.iterdir(), key=lambda f: f.name == "export.json"):  # export.json last
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return report

@@ -11,12 +11,31 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .errors import GhostNASError
+
+
+def make_dir(path: "str | os.PathLike[str]", what: str = "output folder") -> Path:
+    """``mkdir -p``, with a path that is a file or cannot be written said in one line."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise GhostNASError(f"{what} {folder} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GhostNASError(f"{what} {folder}: cannot create it ({exc.strerror or exc})") from None
+    return folder
+
 
 def atomic_write(path: "str | os.PathLike[str]", write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise GhostNASError(f"{target} is a folder; give a file name")
+    make_dir(target.parent, "folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise GhostNASError(f"{target}: cannot write there ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

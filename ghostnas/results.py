@@ -36,21 +36,72 @@ META = ["number", "state", "val_acc", "macs", "params", "latency_ms", "seconds",
         "latency_ms_measured", "latency_fits"]
 
 
-def load_study(run_dir: Path):
-    import optuna
+# what Optuna raises replaying a journal with a bad record (a glued or hand-edited line, an unknown op)
+JOURNAL_ERRORS = (ValueError, AssertionError, KeyError, TypeError, IndexError)
+
+
+def corrupt_journal(journal: Path, exc: BaseException) -> GhostNASError:
+    return GhostNASError(f"{journal}: a record cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
+                         "the journal was edited or damaged: restore it from a copy, or start a new --study")
+
+
+def repair_torn_tail(journal: Path) -> bool:
+    """A writer killed mid-append leaves a last line without its newline. Optuna reads past it, but
+    the next append would glue a record onto it and leave the journal unreadable for good. Under
+    the journal's own lock, the torn bytes are moved to ``study.journal.torn`` and the file is cut
+    back to its last whole line. Returns whether anything was cut."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+    from optuna.storages.journal._file import get_lock_file
+
+    if not journal.exists() or journal.stat().st_size == 0:
+        return False
+    with get_lock_file(JournalFileSymlinkLock(str(journal))):
+        data = journal.read_bytes()
+        if data.endswith(b"\n"):
+            return False
+        cut = data.rfind(b"\n") + 1
+        with open(journal.with_name(journal.name + ".torn"), "ab") as fh:
+            fh.write(data[cut:] + b"\n")
+        with open(journal, "r+b") as fh:
+            fh.truncate(cut)
+            os.fsync(fh.fileno())
+    return True
+
+
+def journal_storage(journal: Path, repair: bool = False):
+    """The study's Optuna journal storage; with ``repair`` (before appending) a torn tail is cut."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+
+    if repair and repair_torn_tail(journal):
+        import sys
+
+        print(f"note: {journal}: its last record was torn (a writer was killed mid-write); set aside in "
+              f"{journal.name}.torn", file=sys.stderr)
+    try:
+        return JournalStorage(JournalFileBackend(str(journal)))
+    except JOURNAL_ERRORS as exc:
+        raise corrupt_journal(journal, exc) from None
+
+
+def load_study(run_dir: Path):
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     journal = run_dir / "study.journal"
     if not journal.exists():
         raise GhostNASError(f"{run_dir}: no study.journal here; run `ghostnas search` first or "
-                            "pass --study NAME / --out DIR")
-    storage = JournalStorage(JournalFileBackend(str(journal)))
-    names = optuna.get_all_study_names(storage)
-    if not names:
-        raise GhostNASError(f"{journal}: holds no study")
-    return optuna.load_study(study_name=names[0], storage=storage)
+                            "pass --study NAME / --runs DIR")
+    storage = journal_storage(journal)
+    try:
+        names = optuna.get_all_study_names(storage)
+        if not names:
+            raise GhostNASError(f"{journal}: holds no study")
+        study = optuna.load_study(study_name=names[0], storage=storage)
+        study.get_trials(deepcopy=False)
+    except JOURNAL_ERRORS as exc:
+        raise corrupt_journal(journal, exc) from None
+    return study
 
 
 def _state(t) -> str:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .arch import Arch, load_arch
 from .data import Dataset, augment, prepare
 from .errors import GhostNASError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, make_dir
 from .nn.ghostnet import create_model
 from .nn.weights import load_tensors
 
@@ -378,11 +378,8 @@ def train_run(arch: Arch, data: Dataset, protocol: Protocol, out: "str | os.Path
         _load_checkpoint(ckpt, arch, protocol)  # another network's run is refused untouched
     check_protocol(protocol)
     pick_device(device)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "arch.json", arch.to_json() + "\n")
-    except OSError as exc:
-        raise GhostNASError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    make_dir(out, "--out")
+    atomic_write_text(out / "arch.json", arch.to_json() + "\n")
     try:
         result = train(arch, data, protocol, out_dir=out, resume=resume, device=device, progress=progress,
                        keep_model=True)

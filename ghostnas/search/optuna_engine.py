@@ -13,7 +13,7 @@ import time
 from ..errors import GhostNASError
 from .context import MAX_REJECTIONS, WORKER, Context
 from .pipeline import evaluate, propose, trial_attrs
-from .study import (abandon, counts_as_trial, optuna_module, prepare_study, reject, suggest_labels, tell,
+from .study import (abandon, counts_as_trial, fail_lost_trials, optuna_module, prepare_study, reject, suggest_labels, tell,
                     weights_path)
 
 
@@ -70,6 +70,7 @@ def run_optuna(ctx: Context) -> None:
     best = None
     try:
         while True:
+            fail_lost_trials(study)  # a peer killed mid-trial must not count as done (nor hang the study)
             done = sum(counts_as_trial(t) for t in study.get_trials(deepcopy=False))
             if bar:
                 bar.n = min(done, cfg.trials)

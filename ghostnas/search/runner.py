@@ -16,14 +16,14 @@ from typing import Any
 
 from ..arch import Arch
 from ..errors import GhostNASError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, make_dir
 from .context import ENGINES, Context, SearchConfig, check_config, load_evaluator, make_context
 
 def run_search(cfg: SearchConfig) -> dict[str, Any]:
     """Run (or resume) a search; returns the summary written to ``summary.json``."""
     ctx = make_context(cfg)
     load_evaluator(ctx)
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(ctx.run_dir, "run folder")
     check_config(ctx)
     from ..io import sigint_watch
     from ..results import write_results

@@ -29,14 +29,18 @@ def optuna_module():
 
 
 def open_study(ctx: Context, sampler=None, pruner=None):
-    optuna = optuna_module()
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    """The run's study, for appending: a torn last record is set aside first, a damaged one is one line."""
+    from ..results import JOURNAL_ERRORS, corrupt_journal, journal_storage
 
-    storage = JournalStorage(JournalFileBackend(str(ctx.run_dir / "study.journal")))
+    optuna = optuna_module()
+    journal = ctx.run_dir / "study.journal"
+    storage = journal_storage(journal, repair=True)
     directions = ["maximize", "minimize"] if ctx.config.pareto else ["maximize"]
-    return optuna.create_study(study_name=ctx.run_dir.name, storage=storage, sampler=sampler,
-                               pruner=pruner, directions=directions, load_if_exists=True)
+    try:
+        return optuna.create_study(study_name=ctx.run_dir.name, storage=storage, sampler=sampler,
+                                   pruner=pruner, directions=directions, load_if_exists=True)
+    except JOURNAL_ERRORS as exc:
+        raise corrupt_journal(journal, exc) from None
 
 
 def counts_as_trial(t) -> bool:

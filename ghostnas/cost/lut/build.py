@@ -164,10 +164,13 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
     each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
     from ...device_runner import resolve_clock
-    from ...io import atomic_write_text
+    from ...io import atomic_write_text, make_dir
     from ...machine import busy_warning
 
     out = Path(out)
+    if out.is_dir():
+        raise GhostNASError(f"--out {out} is a folder; give the table's CSV file name")
+    make_dir(out.parent, "folder of --out")
     clock = resolve_clock(clock, threads)
     done, old = _resume(out, space, backend, threads, clock, reference)
     entries = select_entries(space, max_entries, seed, measured=set(done))
@@ -199,6 +202,10 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
     from scipy.stats import kendalltau
 
     from ...machine import load_1min
+
+    if n < 2 or times < 1:
+        raise GhostNASError(f"lut check: n={n}, times={times}; need at least 2 networks (a rank correlation) "
+                            "and 1 timing each")
 
     backend, threads = model.meta["backend"], int(model.meta["threads"])
     require_same_allocator(model.meta, backend, model.path,

@@ -25,13 +25,13 @@ def export_blocks(space, fmt: str, out: "str | os.PathLike[str]", max_entries: i
     import torch
 
     from ...export import export_onnx, export_tflite
-    from ...io import atomic_write_text
+    from ...io import atomic_write_text, make_dir
     from ...nn.ghostnet import create_model
 
     if fmt not in ("onnx", "tflite"):
         raise GhostNASError(f"unknown format {fmt!r}; use onnx or tflite")
     out = Path(out)
-    (out / "models").mkdir(parents=True, exist_ok=True)
+    make_dir(out / "models", "--out")
     writer = export_onnx if fmt == "onnx" else export_tflite
     entries = select_entries(space, max_entries, seed)
     log(f"exporting {len(entries)} entries and {networks} networks as {fmt} to {out}")

@@ -59,6 +59,9 @@ class LatencyModel:
                                 "object; rebuild the LUT")
         if meta.get("format") != LUT_FORMAT:
             raise GhostNASError(f"{meta_path}: not a ghostnas LUT (format {meta.get('format')!r})")
+        problem = _meta_problem(meta)
+        if problem:
+            raise GhostNASError(f"{meta_path}: {problem}; rebuild the LUT or restore its metadata")
         return cls(read_rows(path), meta, path)
 
     def _fit(self):
@@ -182,6 +185,47 @@ class LatencyModel:
             else:
                 self._ab = float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
         return self._ab
+
+
+def _number(v: Any, low: float = 0.0) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= low
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with a table's metadata (each field the predictions or timings read), or None."""
+    from .timing import BACKEND_MODULES
+
+    checks = [
+        ("backend", isinstance(meta.get("backend"), str) and (meta["backend"] in BACKEND_MODULES
+                                                             or bool(meta.get("imported_from"))),
+         f"one of {sorted(BACKEND_MODULES)}"),
+        ("threads", isinstance(meta.get("threads"), int) and not isinstance(meta.get("threads"), bool)
+         and meta.get("threads") >= 1, "a positive integer"),
+        ("overhead_ms", "overhead_ms" not in meta or _number(meta["overhead_ms"]), "a number >= 0"),
+        ("clock", isinstance(meta.get("clock", "wall"), str) and meta.get("clock", "wall") in ("wall", "cpu"),
+         "wall or cpu"),
+        ("device", isinstance(meta.get("device", {}), dict), "an object"),
+        ("space_name", isinstance(meta.get("space_name", meta.get("space")), str), "a space name"),
+        ("space_hash", meta.get("space_hash") is None or isinstance(meta.get("space_hash"), str), "a hash string"),
+        ("reference", meta.get("reference") is None or (isinstance(meta["reference"], dict)
+                                                         and _number(meta["reference"].get("ms"), 1e-9)),
+         "null or an object with ms > 0"),
+        ("calibration", _calibration_ok(meta.get("calibration")), "an object with a, b or timed networks")]
+    bad = [f"{name} {meta.get(name)!r} (need {need})" for name, ok, need in checks if not ok]
+    return "bad " + "; ".join(bad) if bad else None
+
+
+def _calibration_ok(cal: Any) -> bool:
+    if cal is None:
+        return True
+    if not isinstance(cal, dict):
+        return False
+    nets = cal.get("networks")
+    if nets is not None:
+        return isinstance(nets, list) and all(
+            isinstance(n, dict) and _number(n.get("ms"), 1e-9) and isinstance(n.get("keys"), list)
+            and n["keys"] and all(isinstance(k, str) for k in n["keys"]) for n in nets)
+    return _number(cal.get("a", 1.0), 1e-9) and _number(cal.get("b", 0.0), -1e9)
 
 
 MAX_ENTRY_MS = 1e5  # no single layer takes 100 s; larger values are corrupt
