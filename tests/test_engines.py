@@ -29,7 +29,8 @@ def check_engine_results(tmp_path, engine: str, summary: dict) -> None:
     assert len(df) == 3 and set(df.engine) == {engine} and set(df.evaluator) == {"proxy"}
     assert (df.macs <= 3e6).all()
     done = df[df.state == "complete"]
-    assert len(done) >= 2 and done.val_acc.between(0.0, 1.0).all() and done.val_acc.max() > 0.17  # chance: 0.1 +- 0.027 on 128 images
+    assert set(df.state) <= {"complete", "pruned"}  # Ray's ASHA may stop some early
+    assert len(done) >= 1 and done.val_acc.between(0.0, 1.0).all() and done.val_acc.max() > 0.17  # chance: 0.1 +- 0.027 on 128 images
     assert summary["best"]["val_acc"] == done.val_acc.max()
     kept = {p.name for p in (tmp_path / engine / "weights").glob("trial_*.pt")}
     assert f"trial_{summary['best']['trial']}.pt" in kept and len(kept) == min(3, len(done))
