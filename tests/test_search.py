@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -430,3 +431,24 @@ def test_se_of_difference_between_seed_means():
 
     assert se_of_difference([0.5, 0.6, 0.7], [0.4, 0.4, 0.4]) == pytest.approx((0.01 / 3) ** 0.5)
     assert se_of_difference([0.5], [0.4, 0.5]) is None  # one run has no spread to read
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed (apt-get install "
+                    "dataset-fashion-mnist; .ci/run installs it as root)")
+def test_search_on_fashion_mnist_selects_on_validation_only(tmp_path, monkeypatch):
+    """`ghostnas search --data fashion-mnist` end to end; the test split is never read."""
+    from ghostnas.data import Dataset
+
+    def no_test(self):
+        raise AssertionError("the search read the test set")
+
+    monkeypatch.setattr(Dataset, "for_test", no_test)
+    summary = run_search(SearchConfig(budgets=("150MFLOPs",), data="fashion-mnist", protocol="proxy", epochs=1, trials=2,
+                                      out=str(tmp_path), threads=1, progress=False, study="fm"))
+    config = json.loads((tmp_path / "fm" / "config.json").read_text())
+    assert config["identity"]["data"] == "fashion-mnist" and summary["trials"]["complete"] == 2
+    assert summary["best"]["val_acc"] > 0.3  # ten clothing classes: chance is 0.1
