@@ -15,7 +15,7 @@ LAYERS = [
     {"arch"},
     {"space", "nn"},
     {"cost", "data", "export"},  # latency timing uses export's ONNX / TFLite writers
-    {"train", "zero_cost"},
+    {"train", "zero_cost", "supernet"},
     {"results"},
     {"search"},
     {"cli", "__main__", ""},

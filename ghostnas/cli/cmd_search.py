@@ -18,6 +18,8 @@ def search(args: argparse.Namespace) -> int:
 
     from ..search import SearchConfig, run_search
 
+    if args.trials is None:  # a supernet scores a candidate in seconds: thousands become affordable
+        args.trials = 1000 if args.supernet else 16
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     given = {CONFIG_NAMES.get(k, k): v for k, v in vars(args).items()}
     cfg = SearchConfig(**{k: v for k, v in given.items() if k in fields and k != "progress"},

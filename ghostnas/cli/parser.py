@@ -26,6 +26,7 @@ class Command(NamedTuple):
 
 
 GROUPS = {"arch": "show, list and sample architectures", "space": "inspect search spaces",
+          "supernet": "weight-sharing supernets: train one, then search with --supernet",
           "lut": "latency lookup tables: build on a device, check, predict",
           "results": "tables and summaries of studies"}
 
@@ -59,8 +60,10 @@ COMMANDS = [
         opt("--budget", action="append", required=True, type=non_empty,
             help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut); repeat or comma-separate"),
         SPACE, DATA,
-        opt("--trials", type=positive, default=16, help="evaluated trials in the study (default 16); "
-            "over-budget samples are rejected before training and not counted"),
+        opt("--trials", type=positive, help="evaluated trials in the study (default 16, or 1000 with "
+            "--supernet); over-budget samples are rejected before training and not counted"),
+        opt("--supernet", metavar="DIR", help="score candidates by a trained supernet's inherited weights "
+            "(`ghostnas supernet train`): seconds per candidate, no training"),
         opt("--timeout", type=real(0, low_open=True, what="seconds must be"),
             help="stop this run after SECONDS (finished trials are kept)"),
         opt("--study", type=plain_name, help="study name (default derived from the budget); the same name resumes"),
@@ -93,6 +96,15 @@ COMMANDS = [
         opt("--gpus-per-trial", type=real(0, 64, what="GPUs per trial must be"), default=0.0,
             help="ray: GPUs per trial"),
         opt("--nni-strategy", default="evolution", choices=["evolution", "random", "tpe"]), JSON)),
+    Command(("supernet", "train"), "cmd_supernet:train", "train a weight-sharing supernet over a space (resumable)", (
+        SPACE, DATA, opt("--out", required=True, help="the supernet's folder"),
+        opt("--recipe", default="sandwich", help="sandwich (largest + smallest + random, in-place distillation; "
+            "default), uniform (one random subnet a step), smoke"),
+        opt("--epochs", type=positive), opt("--lr", type=real(0, 100, low_open=True, what="the learning rate must be")),
+        opt("--batch-size", type=integer(1, 65536)), opt("--seed", type=seed),
+        opt("--subset", type=positive, help="use at most this many training images"),
+        opt("--threads", type=threads, help="torch CPU threads (default: all cores)"),
+        opt("--resume", action="store_true", help="continue the training in --out"), JSON)),
     Command(("export",), "cmd_search:export", "write an architecture as pt / TorchScript / ONNX / TFLite, verified", (
         opt("arch", help="'best' (from a study), a registered name, or an arch JSON"),
         opt("--format", action="append", required=True, type=non_empty,

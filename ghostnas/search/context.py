@@ -30,7 +30,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 MAX_REJECTIONS = 5000  # per accepted trial, before we call the budget infeasible for the space
 KEEP_WEIGHTS = 3  # proxy weights kept for the best trials (for `export best --with-weights`)
 # Fields that define a study: resuming with different values would mix incomparable trials.
-IDENTITY_FIELDS = ("budgets", "space", "data", "protocol", "epochs", "pareto", "lut")
+IDENTITY_FIELDS = ("budgets", "space", "data", "protocol", "epochs", "pareto", "lut", "supernet")
 # engine name -> "module:function"; imported by name so no engine module is imported by the
 # module that dispatches to it (engines import this module, never the runner)
 ENGINES = {"optuna": "ghostnas.search.optuna_engine:run_optuna",
@@ -68,6 +68,7 @@ class SearchConfig:
     confirm_seeds: int = CONFIRM_SEEDS  # seeds seed+1 .. seed+N per confirmed network
     confirm_protocol: str | None = None  # None: the trials' protocol; e.g. "long" ranks by 10x training
     check_latency: int = CHECK_LATENCY  # latency budget: time up to K best found networks here (0: off)
+    supernet: str | None = None  # a trained supernet's folder: candidates scored by inherited weights
     progress: bool = True
 
     def identity(self) -> dict[str, Any]:
@@ -175,13 +176,23 @@ def load_evaluator(ctx: Context) -> None:
     ctx.protocol = get_protocol(cfg.protocol, epochs=cfg.epochs)
     check_protocol(ctx.protocol)
     ctx.data = load_data(cfg.data, seed=ctx.protocol.seed, folder_size=ctx.protocol.resolution)
-    ctx.evaluator = ProxyEvaluator(ctx.data, ctx.protocol, cfg.device)
+    if cfg.supernet:
+        from .evaluators import SupernetEvaluator
+
+        ctx.evaluator = SupernetEvaluator(cfg.supernet, ctx.data, ctx.protocol.resolution, cfg.device)
+        if ctx.evaluator.record["space_hash"] != ctx.space.digest():
+            raise GhostNASError(f"supernet {cfg.supernet} was trained over space {ctx.evaluator.record['space_name']!r}, "
+                                f"not {ctx.space.name!r}; pass the same --space or train one for this space")
+    else:
+        ctx.evaluator = ProxyEvaluator(ctx.data, ctx.protocol, cfg.device)
 
 
 def check_config(ctx: Context) -> None:
     """Write config.json for a new study; refuse to resume one with a different identity."""
     path = ctx.run_dir / "config.json"
     mine = ctx.config.identity()
+    if ctx.config.supernet:  # the weights, not the folder's name: a retrained supernet is another study
+        mine["supernet"] = ctx.evaluator.record["digest"]
     if path.exists():
         try:
             theirs = json.loads(path.read_text()).get("identity", {})

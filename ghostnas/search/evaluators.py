@@ -49,3 +49,53 @@ class ProxyEvaluator(Evaluator):
             atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
         return {"val_acc": result.val_acc, "seconds": round(result.seconds, 2),
                 "history": [h["val_acc"] for h in result.history], "device": result.device}
+
+
+CALIBRATION_IMAGES = 2000  # BatchNorm recalibration per candidate, as Once-for-All (10 batches of 200)
+
+
+class SupernetEvaluator(Evaluator):
+    """Score a candidate by the weights it inherits from a trained supernet: extracted as a plain
+    network, its BatchNorm statistics recomputed on a fixed set of training images, then scored on
+    the validation split. No training, no seed noise between candidates."""
+
+    name = "supernet"
+
+    def __init__(self, folder, data, resolution: int, device: str | None = None) -> None:
+        import torch
+
+        from ..data import prepare
+        from ..errors import GhostNASError
+        from ..supernet import load_supernet
+        from ..train import pick_device
+
+        self.net, self.record = load_supernet(folder)
+        if self.record["num_classes"] != data.num_classes:
+            raise GhostNASError(f"supernet {folder} was trained for {self.record['num_classes']} classes, the data has "
+                                f"{data.num_classes}; train a supernet on this data")
+        self.device = pick_device(device)
+        mean, std = data.stats()
+        g = torch.Generator().manual_seed(0)  # the same calibration images for every candidate
+        calib = torch.randperm(len(data.y_train), generator=g)[:CALIBRATION_IMAGES]
+        self.x_calib = prepare(data.x_train[calib], resolution, mean, std).to(self.device)
+        self.x_val = prepare(data.x_val, resolution, mean, std).to(self.device)
+        self.y_val = data.y_val.to(self.device)
+
+    def evaluate(self, arch: Arch, report: Report | None = None,
+                 weights_path: Path | None = None) -> dict[str, Any]:
+        import time
+
+        import torch
+
+        from ..io import atomic_write
+        from ..supernet import recalibrate
+        from ..train import evaluate
+
+        start = time.perf_counter()
+        model = recalibrate(self.net.extract(arch).to(self.device), self.x_calib)
+        acc, _ = evaluate(model, self.x_val, self.y_val)
+        if weights_path is not None:
+            state = model.state_dict()
+            atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
+        return {"val_acc": acc, "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
+                "supernet": self.record["digest"]}

@@ -1,0 +1,115 @@
+"""How well does a weight-sharing supernet rank networks? Kendall tau between each network's
+accuracy with inherited weights (BatchNorm recalibrated, no training) and the stand-alone long
+reference of benchmarks/proxy_fidelity.py, on the same networks, next to the 2-epoch proxy's tau.
+
+    python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe sandwich] [--epochs N]
+                                           [--threads 1] [--out results/benchmarks]
+
+Resumable: the supernet trains into results/runs/supernets/<data>-<recipe>-e<epochs>/ (checkpointed
+every epoch; a rerun continues it), and the evaluations are cheap (seconds each). The networks
+and their long runs come from proxy_fidelity-<data>.csv (run that benchmark first): the three
+paper networks and its random ones. Also reported: tau within the top half of the networks by the
+reference (weight sharing is known to rank the best candidates worst), the seconds per candidate
+and the supernet's training minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proxy_fidelity import acc_column, candidates, complete_seeds, tau_interval  # noqa: E402
+
+from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
+from ghostnas.io import atomic_write_text  # noqa: E402
+from ghostnas.machine import describe  # noqa: E402
+from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
+from ghostnas.space import load_space  # noqa: E402
+from ghostnas.supernet import get_supernet_protocol, train_supernet  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--recipe", default="sandwich")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--out", default="results/benchmarks")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tag = "" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}"
+    fidelity = Path(args.out) / f"proxy_fidelity{tag}.csv"
+    if not fidelity.exists():
+        raise SystemExit(f"{fidelity}: run benchmarks/proxy_fidelity.py --data {args.data} first")
+    ref = pd.read_csv(fidelity).sort_values("name", ignore_index=True)
+    n_long = complete_seeds(ref, "long")
+    if n_long == 0:
+        raise SystemExit(f"{fidelity}: no network has a long run yet")
+    protocol = get_supernet_protocol(args.recipe, epochs=args.epochs)
+    space = load_space("ghostnet")
+    data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
+    folder = Path("results/runs/supernets") / f"{args.data.replace(':', '_')}-{protocol.name}-e{protocol.epochs}"
+    t0 = time.perf_counter()
+    record = train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty(),
+                            on_epoch=lambda e, loss: print(json.dumps({"epoch": e, "loss": round(loss, 4)}), flush=True))
+    train_minutes = sum(h["seconds"] for h in record["history"]) / 60
+    print(f"supernet: {record['epochs_done']} epochs, {train_minutes:.1f} min (this run {(time.perf_counter() - t0) / 60:.1f})")
+
+    evaluator = SupernetEvaluator(folder, data, protocol.resolution)
+    archs = dict(candidates(len(ref) - 3))
+    rows = []
+    for name in ref.name:
+        start = time.perf_counter()
+        acc = evaluator.evaluate(archs[name])["val_acc"]
+        rows.append({"name": name, "supernet_acc": acc, "eval_s": round(time.perf_counter() - start, 2)})
+    df = ref.merge(pd.DataFrame(rows), on="name")
+    longs = [df[acc_column("long", k)] for k in range(n_long)]
+    reference = sum(longs) / n_long
+    top = reference >= reference.median()
+    taus = {"supernet": kendalltau(df.supernet_acc, reference).statistic,
+            "proxy (one 2-epoch run, seed 0)": kendalltau(df.proxy_acc, reference).statistic,
+            "macs": kendalltau(df.macs, reference).statistic}
+    top_taus = {"supernet": kendalltau(df.supernet_acc[top], reference[top]).statistic,
+                "proxy (one 2-epoch run, seed 0)": kendalltau(df.proxy_acc[top], reference[top]).statistic}
+    lo, hi = tau_interval(df.supernet_acc, reference)
+    m = describe(threads=torch.get_num_threads())
+    summary = {"data": args.data, "networks": len(df), "supernet_tau": round(taus["supernet"], 3),
+               "proxy_tau": round(taus["proxy (one 2-epoch run, seed 0)"], 3),
+               "supernet_tau_top_half": round(top_taus["supernet"], 3),
+               "proxy_tau_top_half": round(top_taus["proxy (one 2-epoch run, seed 0)"], 3),
+               "supernet_tau_interval_90": [round(lo, 3), round(hi, 3)],
+               "eval_seconds_per_candidate": round(float(df.eval_s.median()), 2),
+               "supernet_train_minutes": round(train_minutes, 1), "long_runs_per_network": n_long,
+               "recipe": record["protocol"], "supernet_digest": record["digest"], "machine": m}
+    out = Path(args.out)
+    stem = f"supernet_fidelity{tag}"
+    df[["name", "macs", "params", "supernet_acc", "eval_s", "proxy_acc", *[c.name for c in longs]]].to_csv(
+        out / f"{stem}.csv", index=False)
+    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
+    lines = ["# Supernet fidelity (benchmarks/supernet_fidelity.py)", "",
+             f"{len(df)} networks of proxy_fidelity{tag}.csv on `{args.data}`, reference: the mean of {n_long} long "
+             f"run(s) per network. Supernet: recipe {protocol.name!r} ({protocol.rule}, {protocol.epochs} epochs, "
+             f"{record['data']['train']} images, {train_minutes:.1f} min); each candidate extracted, BatchNorm "
+             f"recalibrated on 2,000 training images, scored on the {len(data.y_val)} validation images "
+             f"({summary['eval_seconds_per_candidate']} s median). {m['cpu']}, {m['cores']} cores, "
+             f"{torch.get_num_threads()} thread(s), {m['date']}.", "",
+             "| ranker | Kendall tau vs long reference | within the top half |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | {top_taus[k]:.3f} |" if k in top_taus else f"| {k} | {v:.3f} | |"
+              for k, v in taus.items()]
+    lines += ["", f"Supernet tau 90% bootstrap interval (networks resampled): {lo:.2f} to {hi:.2f}.",
+              "", f"Per network: `{stem}.csv`."]
+    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
