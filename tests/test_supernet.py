@@ -157,3 +157,21 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
     shutil.copytree(tmp_path / "other", sn)
     assert main(argv + ["--trials", "31"]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_train_can_start_from_inherited_weights(tmp_path, capsys):
+    from ghostnas.cli import main
+
+    sn = tmp_path / "sn"
+    assert main(["supernet", "train", "--space", "tiny", "--data", "digits", "--recipe", "smoke", "--out", str(sn),
+                 "--json"]) == 0
+    space = load_space("tiny")
+    arch_path = tmp_path / "a.json"
+    arch_path.write_text(space.to_arch(space.sample(2), name="a").to_json())
+    capsys.readouterr()
+    assert main(["train", str(arch_path), "--data", "digits", "--protocol", "smoke", "--init", f"supernet:{sn}",
+                 "--out", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["init"] == f"supernet:{sn}"
+    assert main(["train", "paper-0.5x", "--data", "digits", "--protocol", "smoke", "--init", f"supernet:{sn}",
+                 "--out", str(tmp_path / "run2")]) == 2
+    assert "not a network of the supernet's space" in capsys.readouterr().err

@@ -27,7 +27,7 @@ def train(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"epoch {epoch:>3}/{protocol.epochs}  loss {loss:.4f}", file=sys.stderr, flush=True)
 
-    record = train_supernet(space, data, protocol, args.out, resume=args.resume,
+    record = train_supernet(space, data, protocol, args.out, resume=args.resume, device=args.device,
                             progress=not args.json and sys.stderr.isatty(), on_epoch=say)
     summary = {"out": args.out, "space": space.name, "data": record["data"], "recipe": record["protocol"],
                "epochs": record["epochs_done"], "digest": record["digest"],

@@ -25,8 +25,11 @@ def train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     out = args.out or default_run_dir(arch, args.data, protocol.seed, data.scored_on)
+    init = inherited_weights(args.init, arch, data.num_classes) if args.init else None
     summary, history = train_run(arch, data, protocol, out, resume=args.resume, device=args.device,
-                                 progress=not args.json and sys.stderr.isatty())
+                                 progress=not args.json and sys.stderr.isatty(), init=init)
+    if args.init:
+        summary["init"] = args.init
     if args.json:
         print_json(summary)
         return 0
@@ -37,3 +40,20 @@ def train(args: argparse.Namespace) -> int:
     print(f"{arch.name}: {split} top-1 {summary['val_acc']:.4f} on {data.name} after {summary['epochs']} epochs, "
           f"{summary['seconds']:.1f} s on {summary['device']}; weights, metrics.csv and checkpoint in {out}")
     return 0
+
+
+def inherited_weights(spec: str, arch, num_classes: int):
+    """``--init supernet:DIR``: the arch's weights as a trained supernet holds them."""
+    from ..errors import GhostNASError
+    from ..supernet import load_supernet
+
+    kind, _, folder = spec.partition(":")
+    if kind != "supernet" or not folder:
+        raise GhostNASError(f"--init {spec!r}: use supernet:DIR (a folder from `ghostnas supernet train`)")
+    net, record = load_supernet(folder)
+    if not net.space.contains(arch):
+        raise GhostNASError(f"--init: {arch.name or 'the arch'} is not a network of the supernet's space "
+                            f"{record['space_name']!r}")
+    if record["num_classes"] != num_classes:
+        raise GhostNASError(f"--init: the supernet has {record['num_classes']} classes, the data {num_classes}")
+    return net.extract(arch).state_dict()

@@ -50,6 +50,8 @@ COMMANDS = [
         opt("--lr", type=real(0, 100, low_open=True, what="the learning rate must be")),
         opt("--resolution", type=integer(8, 4096), help="training input size (default 32)"),
         opt("--subset", type=positive, help="use at most this many training images"),
+        opt("--init", metavar="supernet:DIR", help="start from the weights a trained supernet holds for this arch "
+            "(fine-tuning); default: a fresh initialisation"),
         opt("--eval", choices=("val", "test"), default="val",
             help="val: train on the training split, score on validation (default); test: train on "
             "train + validation, score on the official test set (report only; never select on it)"),
@@ -103,7 +105,7 @@ COMMANDS = [
         opt("--epochs", type=positive), opt("--lr", type=real(0, 100, low_open=True, what="the learning rate must be")),
         opt("--batch-size", type=integer(1, 65536)), opt("--seed", type=seed),
         opt("--subset", type=positive, help="use at most this many training images"),
-        opt("--threads", type=threads, help="torch CPU threads (default: all cores)"),
+        opt("--threads", type=threads, help="torch CPU threads (default: all cores)"), DEVICE,
         opt("--resume", action="store_true", help="continue the training in --out"), JSON)),
     Command(("export",), "cmd_search:export", "write an architecture as pt / TorchScript / ONNX / TFLite, verified", (
         opt("arch", help="'best' (from a study), a registered name, or an arch JSON"),

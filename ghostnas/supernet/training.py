@@ -84,7 +84,7 @@ def _lr(step: int, total: int, warmup: int, base: float) -> float:
 
 
 def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol, out: "str | Path", *,
-                   resume: bool = False, progress: bool = False,
+                   resume: bool = False, progress: bool = False, device: str | None = None,
                    on_epoch: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Train a supernet of ``space`` on ``data`` into ``out`` (``supernet.pt``, ``supernet.json``,
     ``checkpoint.pt``, ``metrics.csv``); returns the record written to ``supernet.json``."""
@@ -94,13 +94,18 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
     if ckpt.exists() and not resume:
         raise GhostNASError(f"{out} already holds a supernet training; add --resume to continue it or give another --out")
     make_dir(out, "--out")
+    from ..train import amp_dtype_for, pick_device
+
+    dev = pick_device(device)
+    amp = amp_dtype_for(dev)
+    amp = amp if amp == torch.bfloat16 else None  # fp16 would need a loss scaler per subnet: fp32 instead
     torch.manual_seed(p.seed)
     net = SuperNet(space, data.num_classes)
     opt = torch.optim.SGD(net.parameters(), lr=p.lr, momentum=0.9, nesterov=True, weight_decay=p.weight_decay)
     mean, std = data.stats()
     n = len(data.y_train) if p.train_subset is None else min(p.train_subset, len(data.y_train))
-    x = prepare(data.x_train[:n], p.resolution, mean, std)
-    y = data.y_train[:n]
+    x = prepare(data.x_train[:n], p.resolution, mean, std).to(dev)
+    y = data.y_train[:n].to(dev)
     steps = max(1, n // p.batch_size)
     record: dict[str, Any] = {"space": _space_dict(space), "space_name": space.name, "space_hash": space.digest(),
                               "num_classes": data.num_classes, "data": data.describe(), "protocol": p.to_dict(),
@@ -111,6 +116,7 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
         if not isinstance(state, dict) or state.get("record_key") != _record_key(record):
             raise GhostNASError(f"{ckpt}: a supernet of another space, data or recipe; use a new --out")
         net.load_state_dict(state["net"])
+        net.to(dev)  # before the optimiser's state, so it lands on the same device
         opt.load_state_dict(state["optimizer"])
         record["history"] = json.loads(state["history"])
         first = int(state["epoch"]) + 1
@@ -119,21 +125,23 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps * p.epochs, initial=(first - 1) * steps, unit="step", desc="supernet")
-    net.train()
+    net.to(dev).train()
+    record["device"] = str(dev)
     for epoch in range(first, p.epochs + 1):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(p.seed * 100003 + epoch)
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g).to(dev)
         loss_sum = 0.0
         for b in range(steps):
             for group in opt.param_groups:
                 group["lr"] = _lr((epoch - 1) * steps + b, steps * p.epochs, int(p.warmup_epochs * steps), p.lr)
             idx = perm[b * p.batch_size:(b + 1) * p.batch_size]
-            xb, yb = augment(x[idx], g) if data.natural else x[idx], y[idx]
+            xb, yb = (augment(x[idx].cpu(), g).to(dev) if data.natural else x[idx]), y[idx]
             opt.zero_grad(set_to_none=True)
             teacher = None
             for kind, arch in _subnets(space, p, epoch, b):
-                logits = net(xb, arch)
+                with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+                    logits = net(xb, arch).float()
                 if teacher is None or not p.distill:
                     loss = F.cross_entropy(logits, yb)
                     teacher = logits.detach() if kind == "largest" else teacher
