@@ -52,7 +52,9 @@ class Block:
 
     exp: expansion (mid) channels; out: output channels; k: depthwise kernel (used by the stride-2
     depthwise conv and by the projection shortcut); se: squeeze-excite on the mid channels;
-    stride: 1 or 2; s: Ghost ratio; d: kernel of the Ghost module's cheap operation.
+    stride: 1 or 2; s: Ghost ratio; d: kernel of the Ghost module's cheap operation; attn: the
+    expansion Ghost module, "v1" (GhostNet) or "dfc" (GhostNetV2's decoupled fully connected
+    attention gating it; the projection module stays V1, as in V2).
     """
 
     exp: int
@@ -62,6 +64,10 @@ class Block:
     stride: int = 1
     s: int = 2
     d: int = 3
+    attn: str = "v1"
+
+
+ATTN = ("v1", "dfc")
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class Arch:
             stages.append(tuple(blocks))
         kwargs = {k: v for k, v in data.items() if k in top_fields and k != "stages"}
         defaulted = sorted((top_fields - {"name", "stages"}) - set(kwargs)) + sorted(
-            {f for stage in data["stages"] for raw in stage for f in block_fields - set(raw)})
+            {f for stage in data["stages"] for raw in stage for f in block_fields - set(raw) - {"attn"}})
         if defaulted:
             import sys
 
@@ -204,6 +210,7 @@ def validate(arch: Arch) -> None:
             _check(b.stride in (1, 2) and _is_int(b.stride), where, "stride", b.stride, "need 1 or 2")
             _check(_is_int(b.s) and 2 <= b.s <= 8, where, "s", b.s, "need an integer Ghost ratio in [2, 8]")
             _check(_is_int(b.d) and b.d in (1, 3, 5, 7), where, "d", b.d, "need one of 1, 3, 5, 7")
+            _check(b.attn in ATTN, where, "attn", b.attn, "need v1 or dfc")
 
 
 # ---- resolved (concrete) dimensions ---------------------------------------------------------
@@ -224,6 +231,7 @@ class ResolvedBlock(NamedTuple):
     d: int
     h: int  # input height
     w: int  # input width
+    attn: str = "v1"  # the expansion Ghost module: v1 or dfc (GhostNetV2's attention)
 
     @property
     def h_out(self) -> int:
@@ -270,7 +278,7 @@ def resolve(arch: Arch, resolution: int | None = None) -> ResolvedArch:
             mid = make_divisible(b.exp * w)
             cout = make_divisible(b.out * w)
             out_blocks.append(ResolvedBlock(i, j, cin, mid, cout, b.k, b.stride,
-                                            se_channels(mid) if b.se else 0, b.s, b.d, h, h))
+                                            se_channels(mid) if b.se else 0, b.s, b.d, h, h, b.attn))
             h = conv_out(h, b.k, b.stride)
             cin = cout
     return ResolvedArch(res, stem, tuple(out_blocks), make_divisible(arch.final_conv * w),
@@ -306,19 +314,29 @@ PAPER_TABLE: tuple[tuple[tuple[int, int, int, bool, int], ...], ...] = (
      (5, 960, 160, True, 1)),
 )
 
-PAPER_WIDTHS = {"paper-0.5x": 0.5, "paper-1.0x": 1.0, "paper-1.3x": 1.3}
+# name -> (width, GhostNet version). GhostNetV2 (NeurIPS 2022) keeps V1's table and puts DFC
+# attention in the expansion module of every block but the first two.
+PAPER_NETWORKS = {"paper-0.5x": (0.5, 1), "paper-1.0x": (1.0, 1), "paper-1.3x": (1.3, 1),
+                  "paper-v2-1.0x": (1.0, 2), "paper-v2-1.3x": (1.3, 2), "paper-v2-1.6x": (1.6, 2)}
+PAPER_WIDTHS = {name: w for name, (w, version) in PAPER_NETWORKS.items() if version == 1}
+V2_PLAIN_BLOCKS = 2  # GhostNetV2's first two blocks keep the V1 module (layer_id > 1 in its code)
 
 
-def paper_arch(width: float = 1.0, **overrides: Any) -> Arch:
-    """The authors' GhostNet at a width multiplier (any width; 0.5/1.0/1.3 are the paper's)."""
-    stages = tuple(tuple(Block(exp=e, out=o, k=k, se=se, stride=st) for k, e, o, se, st in stage)
+def paper_arch(width: float = 1.0, version: int = 1, **overrides: Any) -> Arch:
+    """The authors' GhostNet (or GhostNetV2) at a width multiplier."""
+    flat = [row for stage in PAPER_TABLE for row in stage]
+    attn = ["dfc" if version == 2 and n >= V2_PLAIN_BLOCKS else "v1" for n in range(len(flat))]
+    it = iter(attn)
+    stages = tuple(tuple(Block(exp=e, out=o, k=k, se=se, stride=st, attn=next(it)) for k, e, o, se, st in stage)
                    for stage in PAPER_TABLE)
-    overrides.setdefault("name", f"paper-{width:g}x" if width != 1.0 else "paper-1.0x")
+    default = (f"paper-{width:g}x" if width != 1.0 else "paper-1.0x") if version == 1 else \
+        (f"paper-v2-{width:g}x" if width != 1.0 else "paper-v2-1.0x")
+    overrides.setdefault("name", default)
     return Arch(stages=stages, width=width, **overrides)
 
 
 def registered_names() -> list[str]:
-    return list(PAPER_WIDTHS)
+    return list(PAPER_NETWORKS)
 
 
 def load_arch(spec: "Arch | str | os.PathLike[str]") -> Arch:
@@ -326,12 +344,13 @@ def load_arch(spec: "Arch | str | os.PathLike[str]") -> Arch:
     if isinstance(spec, Arch):
         return spec
     text = os.fspath(spec)
-    if text in PAPER_WIDTHS:
-        return paper_arch(PAPER_WIDTHS[text], name=text)
+    if text in PAPER_NETWORKS:
+        width, version = PAPER_NETWORKS[text]
+        return paper_arch(width, version, name=text)
     path = Path(text)
     if not path.exists():
         raise GhostNASError(
-            f"unknown architecture {text!r}: not a registered name ({', '.join(PAPER_WIDTHS)}) "
+            f"unknown architecture {text!r}: not a registered name ({', '.join(PAPER_NETWORKS)}) "
             "and no such file; pass a name or the path of an arch JSON file")
     try:
         data = json.loads(path.read_text())

@@ -36,7 +36,7 @@ Labels = dict[str, Any]
 SPACES_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "search_spaces",
                                Path(__file__).resolve().parent / "search_spaces") if d.is_dir()),
                   Path(__file__).resolve().parent / "search_spaces")
-STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d"}
+STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d", "attn"}
 TOP_KEYS = {"name", "description", "width", "resolution", "stem", "final_conv", "head",
             "dropout", "num_classes", "stages"}
 
@@ -101,6 +101,7 @@ class StageSpace:
     se: tuple[bool, ...]
     s: tuple[int, ...]
     d: tuple[int, ...]
+    attn: tuple[str, ...] = ("v1",)  # per block: V1's Ghost module or GhostNetV2's DFC-gated one
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class SearchSpace:
             if len(st.depth) > 1:
                 dims.append((label("depth", i), st.depth))
             for j in range(max(st.depth)):
-                for name, choices in (("exp", st.exp_ratio), ("k", st.k), ("se", st.se)):
+                for name, choices in (("exp", st.exp_ratio), ("k", st.k), ("se", st.se), ("attn", st.attn)):
                     if len(choices) > 1 and (name != "k" or (i, j) in k_slots):
                         dims.append((label(name, i, j), choices))
             for name, choices in (("s", st.s), ("d", st.d)):
@@ -218,7 +219,7 @@ class SearchSpace:
             stages[i].append(Block(
                 exp=make_divisible(b.cin * pick(label("exp", i, j), st.exp_ratio)), out=b.cout, k=k,
                 se=bool(pick(label("se", i, j), st.se)), stride=b.stride,
-                s=pick(label("s", i), st.s), d=pick(label("d", i), st.d)))
+                s=pick(label("s", i), st.s), d=pick(label("d", i), st.d), attn=pick(label("attn", i, j), st.attn)))
         return Arch(stages=tuple(tuple(s) for s in stages), width=width,
                     resolution=self.resolution, stem=self.stem, final_conv=self.final_conv,
                     head=self.head, dropout=self.dropout, num_classes=self.num_classes, name=name)
@@ -261,6 +262,7 @@ class SearchSpace:
             if slot.kernel_acts:
                 put(label("k", i, j), b.k, st.k, f"{w} k")
             put(label("se", i, j), b.se, st.se, f"{w} se")
+            put(label("attn", i, j), b.attn, st.attn, f"{w} attn")
             if j == 0:
                 put(label("s", i), b.s, st.s, f"{w} s")
                 put(label("d", i), b.d, st.d, f"{w} d")
@@ -296,7 +298,7 @@ class SearchSpace:
             n = 1
             for b in self.slots(depths):
                 st = self.stages[b.stage]
-                n *= len(st.exp_ratio) * len(st.se) * (len(st.k) if b.kernel_acts else 1)
+                n *= len(st.exp_ratio) * len(st.se) * len(st.attn) * (len(st.k) if b.kernel_acts else 1)
             for st in self.stages:
                 n *= len(st.s) * len(st.d)
             total += n
@@ -306,6 +308,9 @@ class SearchSpace:
         """A short hash of what the space contains (not its name or file): tables and studies built
         for it record it, so one built for another space is recognised."""
         content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "source")}
+        for stage in content["stages"]:  # a stage without the V2 choice hashes as before it existed
+            if tuple(stage["attn"]) == ("v1",):
+                del stage["attn"]
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
@@ -325,7 +330,7 @@ def _choices(raw: Any, where: str, kind: type, allowed: set | None = None) -> tu
         raise GhostNASError(f"{where}: empty list; give at least one choice")
     out = []
     for v in values:
-        ok = isinstance(v, bool) if kind is bool else (
+        ok = isinstance(v, bool) if kind is bool else isinstance(v, str) if kind is str else (
             isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float else
             isinstance(v, int) and not isinstance(v, bool))
         if not ok or (allowed is not None and v not in allowed):
@@ -369,7 +374,8 @@ def space_from_dict(data: Any, source: str = "space") -> SearchSpace:
             k=_choices(raw.get("k", 3), f"{where} k", int, {1, 3, 5, 7}),
             se=_choices(raw.get("se", False), f"{where} se", bool),
             s=_choices(raw.get("s", 2), f"{where} s", int, set(range(2, 9))),
-            d=_choices(raw.get("d", 3), f"{where} d", int, {1, 3, 5, 7})))
+            d=_choices(raw.get("d", 3), f"{where} d", int, {1, 3, 5, 7}),
+            attn=_choices(raw.get("attn", "v1"), f"{where} attn", str, {"v1", "dfc"})))
     width = _choices(data.get("width", 1.0), f"{source}: width", float)
     if any(not 0.1 <= w <= 4 for w in width):
         raise GhostNASError(f"{source}: width: multipliers must be in [0.1, 4]")

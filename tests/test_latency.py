@@ -438,3 +438,18 @@ def test_eta_comes_from_the_work_done_not_the_first_item(monkeypatch):
     left = sum(cost[20:])
     assert abs(eta.seconds_left() - left) / left < 0.3
     assert "20/200 (10%)" in eta.line("entries")
+
+
+def test_dfc_blocks_have_their_own_entries_and_v1_keys_are_unchanged():
+    space = load_space("tiny-v2")
+    entries = {e.key: e for e in space_entries(space)}
+    dfc = [e for e in entries.values() if e.attn == "dfc"]
+    assert dfc and all(k.endswith("|attn:dfc") for k, e in entries.items() if e.attn == "dfc")
+    assert all(Entry.from_key(k) == e for k, e in entries.items())
+    v1_keys = {e.key for e in space_entries(load_space("tiny"))}
+    assert v1_keys <= set(entries)  # a V1 block is keyed as before the choice existed
+    arch = load_arch("paper-v2-1.0x")
+    keys = [e.key for e in arch_entries(arch.resolve())]
+    assert sum(k.endswith("|attn:dfc") for k in keys) == 14
+    module, shape = entry_module(Entry.from_key(next(k for k in keys if "dfc" in k)))
+    assert hasattr(module.ghost1, "short_conv")

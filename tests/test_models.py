@@ -9,10 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ghostnas import count, create_model, paper_arch
+from ghostnas import count, create_model, load_arch, paper_arch
 from ghostnas.space import load_space
 
 PAPER = [("paper-0.5x", 2_587_292), ("paper-1.0x", 5_182_508), ("paper-1.3x", 7_358_820)]
+# GhostNetV2: params and MACs measured from the official code (1x3x224x224, conv + linear MACs)
+PAPER_V2 = [("paper-v2-1.0x", 6_156_908, 167.0e6), ("paper-v2-1.3x", 8_960_404, 269.3e6),
+            ("paper-v2-1.6x", 12_392_698, 398.6e6)]
 
 
 def conv_linear_macs(model, resolution):
@@ -27,6 +30,19 @@ def test_paper_models_exact(name, params):
     assert sum(p.numel() for p in model.parameters()) == params
     assert conv_linear_macs(model, 224) == count(name).macs
     assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("name, params, macs", PAPER_V2)
+def test_paper_v2_models_exact(name, params, macs):
+    model = create_model(name).eval()
+    assert sum(p.numel() for p in model.parameters()) == params == count(name).params
+    assert conv_linear_macs(model, 224) == count(name).macs
+    assert abs(count(name).macs - macs) / macs < 1e-3  # the published figures are rounded to 0.1M
+    sd = model.state_dict()
+    assert len(sd) == 764  # the official code's state dict
+    dfc = sorted({k.split(".short_conv")[0] for k in sd if ".short_conv." in k})
+    assert dfc[0] == "blocks.2.0.ghost1" and len(dfc) == 14 and all(k.endswith("ghost1") for k in dfc)
+    assert sd["blocks.8.0.ghost1.short_conv.2.weight"].shape[-2:] == (1, 5)
 
 
 @pytest.mark.parametrize("name", [n for n, _ in PAPER])
@@ -115,7 +131,13 @@ def _ghost(x, sd, p, out, relu):
     w2 = sd[p + ".cheap_operation.0.weight"]
     x2 = _bn(F.conv2d(x1, w2, padding=w2.shape[-1] // 2, groups=x1.shape[1]), sd, p + ".cheap_operation.1")
     x2 = F.relu(x2) if relu else x2
-    return torch.cat([x1, x2], 1)[:, :out]
+    y = torch.cat([x1, x2], 1)[:, :out]
+    if p + ".short_conv.0.weight" in sd:  # GhostNetV2's DFC attention, from the official code's description
+        a = _bn(F.conv2d(F.avg_pool2d(x, 2, 2), sd[p + ".short_conv.0.weight"]), sd, p + ".short_conv.1")
+        a = _bn(F.conv2d(a, sd[p + ".short_conv.2.weight"], padding=(0, 2), groups=out), sd, p + ".short_conv.3")
+        a = _bn(F.conv2d(a, sd[p + ".short_conv.4.weight"], padding=(2, 0), groups=out), sd, p + ".short_conv.5")
+        y = y * F.interpolate(torch.sigmoid(a), size=y.shape[-2:], mode="nearest")
+    return y
 
 
 def reference_forward(arch, sd, x):
@@ -142,10 +164,10 @@ def reference_forward(arch, sd, x):
     return F.linear(x.flatten(1), sd["classifier.weight"], sd["classifier.bias"])
 
 
-@pytest.mark.parametrize("arch", ["paper-1.0x", "random"])
+@pytest.mark.parametrize("arch", ["paper-1.0x", "paper-v2-1.0x", "random"])
 def test_outputs_match_independent_reference(arch):
     torch.manual_seed(1)
-    a = load_space("ghostnet").sample_arch(11) if arch == "random" else paper_arch(1.0)
+    a = load_space("ghostnet").sample_arch(11) if arch == "random" else load_arch(arch)
     model = create_model(a).eval()
     with torch.no_grad():  # random BN statistics so BN is not an identity
         for m in model.modules():

@@ -142,3 +142,18 @@ def test_the_walk_matches_the_built_network():
         assert [(b.cin, b.cout, b.stride) for b in slots] == [(r.cin, r.cout, r.stride) for r in resolved]
         possible = {(b.stage, b.index, b.cin) for b in space.possible_slots()}
         assert all((b.stage, b.index, b.cin) in possible for b in slots)
+
+
+def test_the_v2_space_offers_dfc_per_block_and_holds_the_paper_networks():
+    from ghostnas import load_arch
+
+    v2 = load_space("ghostnet-v2")
+    attn = [name for name, _ in v2.dimensions() if name.endswith("_attn")]
+    assert len(attn) == sum(max(st.depth) for st in v2.stages)  # one choice per block position
+    for name in ("paper-0.5x", "paper-1.0x", "paper-1.3x", "paper-v2-1.0x", "paper-v2-1.3x"):
+        arch = load_arch(name)
+        back = v2.to_arch(v2.to_labels(arch))
+        assert count(back)[:2] == count(arch)[:2] and [b.attn for _, _, b in back.blocks()] == \
+            [b.attn for _, _, b in arch.blocks()], name
+    assert not load_space("ghostnet").contains(load_arch("paper-v2-1.0x"))  # V1's space has no DFC
+    assert load_space("ghostnet").digest() == "e794221382923aa7"  # unchanged by the V2 field: its tables stay valid

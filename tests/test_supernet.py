@@ -175,3 +175,18 @@ def test_train_can_start_from_inherited_weights(tmp_path, capsys):
     assert main(["train", "paper-0.5x", "--data", "digits", "--protocol", "smoke", "--init", f"supernet:{sn}",
                  "--out", str(tmp_path / "run2")]) == 2
     assert "not a network of the supernet's space" in capsys.readouterr().err
+
+
+def test_the_supernet_covers_dfc_attention():
+    space = load_space("tiny-v2")
+    net = SuperNet(space, 10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    for seed in range(8):
+        arch = space.sample_arch(seed)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x, arch), net.extract(arch).eval()(x), rtol=0, atol=0)
+    labels = space.sample(0)
+    on = net.subnet_state(space.to_arch({**labels, "s3_b0_attn": "dfc"}), with_buffers=False)
+    off = net.subnet_state(space.to_arch({**labels, "s3_b0_attn": "v1"}), with_buffers=False)
+    assert "blocks.3.0.ghost1.short_conv.2.weight" in on
+    assert not any(k.startswith("blocks.3.0.ghost1.short_conv") for k in off)

@@ -43,7 +43,7 @@ class Cost(NamedTuple):
 
 def block_cost(b: ResolvedBlock) -> tuple[int, int]:
     """(params, MACs) of one Ghost bottleneck."""
-    _, _, cin, mid, cout, k, stride, r, s, d, h, w = b  # unpacking beats 12 attribute reads
+    _, _, cin, mid, cout, k, stride, r, s, d, h, w, attn = b  # unpacking beats 13 attribute reads
     dd = d * d
     pad = k // 2 * 2 - k
     hw_in = h * w
@@ -61,6 +61,10 @@ def block_cost(b: ResolvedBlock) -> tuple[int, int]:
     if r:  # squeeze-excite: two 1x1 convs with bias at 1x1
         params += 2 * mid * r + r + mid
         macs += 2 * mid * r
+    if attn == "dfc":  # GhostNetV2's DFC branch on the module's 2x2-pooled input: 1x1 conv to mid,
+        # then depthwise (1, 5) and (5, 1) convs, each with BN (pool, sigmoid, upsample: not counted)
+        params += cin * mid + 10 * mid + 6 * mid
+        macs += (h // 2) * (w // 2) * (cin * mid + 10 * mid)
     if cin != cout or stride != 1:  # projection shortcut: depthwise k x k + 1x1
         params += cin * k * k + 2 * cin + cin * cout + 2 * cout
         macs += hw_out * (cin * k * k + cin * cout)

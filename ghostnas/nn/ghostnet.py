@@ -35,11 +35,17 @@ class SqueezeExcite(nn.Module):
 
 class GhostModule(nn.Module):
     """A 1x1 primary conv to ceil(out/s) channels, then a cheap depthwise-style d x d conv that
-    makes (s-1) more maps from each; concatenated and cut to ``out`` channels."""
+    makes (s-1) more maps from each; concatenated and cut to ``out`` channels.
 
-    def __init__(self, cin: int, cout: int, s: int = 2, d: int = 3, relu: bool = True):
+    With ``dfc`` (GhostNetV2), the output is gated by decoupled fully connected attention computed
+    on the module's input at half resolution: 2x2 average pool -> 1x1 conv + BN -> depthwise
+    (1, 5) conv + BN -> depthwise (5, 1) conv + BN -> sigmoid -> nearest upsample (``short_conv``,
+    the official code's name)."""
+
+    def __init__(self, cin: int, cout: int, s: int = 2, d: int = 3, relu: bool = True, dfc: bool = False):
         super().__init__()
         self.cout = cout
+        self.dfc = dfc
         primary, cheap = ghost_channels(cout, s)
         self.primary_conv = nn.Sequential(
             nn.Conv2d(cin, primary, 1, 1, 0, bias=False),
@@ -51,18 +57,28 @@ class GhostModule(nn.Module):
             nn.BatchNorm2d(cheap),
             nn.ReLU(inplace=True) if relu else nn.Identity(),
         )
+        if dfc:
+            self.short_conv = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout),
+                nn.Conv2d(cout, cout, (1, 5), 1, (0, 2), groups=cout, bias=False), nn.BatchNorm2d(cout),
+                nn.Conv2d(cout, cout, (5, 1), 1, (2, 0), groups=cout, bias=False), nn.BatchNorm2d(cout),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.primary_conv(x)
         x2 = self.cheap_operation(x1)
-        return torch.cat([x1, x2], dim=1)[:, : self.cout]
+        out = torch.cat([x1, x2], dim=1)[:, : self.cout]
+        if self.dfc:
+            gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
+            out = out * F.interpolate(gate, size=out.shape[-2:], mode="nearest")
+        return out
 
 
 class GhostBottleneck(nn.Module):
     def __init__(self, rb: ResolvedBlock):
         super().__init__()
         self.stride = rb.stride
-        self.ghost1 = GhostModule(rb.cin, rb.mid, rb.s, rb.d, relu=True)
+        self.ghost1 = GhostModule(rb.cin, rb.mid, rb.s, rb.d, relu=True, dfc=rb.attn == "dfc")
         if rb.stride > 1:
             self.conv_dw = nn.Conv2d(rb.mid, rb.mid, rb.k, rb.stride, rb.k // 2, groups=rb.mid, bias=False)
             self.bn_dw = nn.BatchNorm2d(rb.mid)

@@ -14,7 +14,7 @@ the space takes slices of it:
   for the largest ``s`` (``s - 1`` maps each) and sliced to ``s - 1`` maps of the first
   ``ceil(out / s)`` primary channels, so every ``s`` shares weights;
 - a projection shortcut is stored wherever some choice of the previous stage's depth or of the
-  width needs one.
+  width needs one; GhostNetV2's DFC branch wherever the space offers it (``attn: [v1, dfc]``).
 
 The forward pass of a subnet is GhostNet's own (``torch.func.functional_call`` on a weightless
 template of ``create_model(arch)`` with the sliced tensors), and :meth:`SuperNet.extract` copies
@@ -90,6 +90,14 @@ class SuperNet(nn.Module):
                         widest(f"{p}.{g}.cheap_operation.0.weight", (prim, smax - 1, dmax, dmax))
                         for b in ("weight", "bias"):
                             widest(f"{p}.{g}.cheap_operation.1.{b}", (prim, smax - 1))
+                    if "dfc" in st.attn:  # GhostNetV2's attention branch of the expansion module
+                        sc = f"{p}.ghost1.short_conv"
+                        conv_bn(f"{sc}.0", mid, cin, 1, f"{sc}.1")
+                        widest(f"{sc}.2.weight", (mid, 1, 1, 5))
+                        widest(f"{sc}.4.weight", (mid, 1, 5, 1))
+                        for bn in (f"{sc}.3", f"{sc}.5"):
+                            for b in ("weight", "bias"):
+                                widest(f"{bn}.{b}", (mid,))
                     if slot.stride > 1:
                         conv_bn(f"{p}.conv_dw", mid, 1, kmax, f"{p}.bn_dw")
                     if True in st.se:
@@ -181,8 +189,8 @@ class SuperNet(nn.Module):
 def _is_bn(key: str) -> bool:
     """BatchNorm affine parameters: GhostNet names them bn1, bn_dw, *.1 / *.3 in Sequentials."""
     parts = key.split(".")
-    return parts[-2] in ("bn1", "bn_dw") or (parts[-2] in ("1", "3") and parts[-3] in
-                                              ("primary_conv", "cheap_operation", "shortcut"))
+    return parts[-2] in ("bn1", "bn_dw") or (parts[-2] in ("1", "3", "5") and parts[-3] in
+                                              ("primary_conv", "cheap_operation", "shortcut", "short_conv"))
 
 
 @functools.lru_cache(maxsize=256)

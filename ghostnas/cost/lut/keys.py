@@ -35,12 +35,14 @@ class Entry:
     s: int = 0
     d: int = 0
     classes: int = 0
+    attn: str = "v1"  # a block's expansion module: v1, or dfc (GhostNetV2's attention)
 
     @property
     def key(self) -> str:
-        if self.kind == "block":
+        if self.kind == "block":  # a V1 block's key predates the choice and stays as it was
             return (f"block|in:{self.h}x{self.h}x{self.cin}|mid:{self.mid}|out:{self.cout}|k:{self.k}"
-                    f"|stride:{self.stride}|se:{self.se}|s:{self.s}|d:{self.d}")
+                    f"|stride:{self.stride}|se:{self.se}|s:{self.s}|d:{self.d}"
+                    + ("" if self.attn == "v1" else f"|attn:{self.attn}"))
         if self.kind == "stem":
             return f"stem|in:{self.h}x{self.h}x3|out:{self.cout}"
         if self.kind == "final":
@@ -54,7 +56,8 @@ class Entry:
         if kind == "block":
             h, _, cin = fields["in"].split("x")
             return cls("block", int(h), int(cin), int(fields["mid"]), int(fields["out"]), int(fields["k"]),
-                       int(fields["stride"]), int(fields["se"]), int(fields["s"]), int(fields["d"]))
+                       int(fields["stride"]), int(fields["se"]), int(fields["s"]), int(fields["d"]),
+                       attn=fields.get("attn", "v1"))
         if kind in ("stem", "final"):
             h, _, cin = fields["in"].split("x")
             return cls(kind, int(h), int(cin), 0, int(fields["out"]))
@@ -65,7 +68,7 @@ class Entry:
 
     def block(self) -> ResolvedBlock:
         return ResolvedBlock(0, 0, self.cin, self.mid, self.cout, self.k, self.stride, self.se,
-                             self.s, self.d, self.h, self.h)
+                             self.s, self.d, self.h, self.h, self.attn)
 
     def features(self) -> dict[str, float]:
         if self.kind == "block":
@@ -95,7 +98,10 @@ def predictor_features(e: Entry) -> list[float]:
         ho = conv_out(e.h, e.k, e.stride)
         init1, init2 = -(-e.mid // e.s), -(-e.cout // e.s)
         projection = e.stride > 1 or e.cin != e.cout
-        parts = [e.h * e.h * e.cin * init1, e.h * e.h * init1 * (e.s - 1) * e.d * e.d,
+        # a DFC branch (V2) reads the same input as ghost1's 1x1 primary conv and counts with it, so a
+        # V1 entry's features, and the predictions of tables built before the choice, stay as they were
+        dfc = (e.h // 2) ** 2 * (e.cin * e.mid + 10 * e.mid) if e.attn == "dfc" else 0
+        parts = [e.h * e.h * e.cin * init1 + dfc, e.h * e.h * init1 * (e.s - 1) * e.d * e.d,
                  ho * ho * e.mid * e.k * e.k if e.stride > 1 else 0, 2 * e.mid * e.se,
                  ho * ho * e.mid * init2, ho * ho * init2 * (e.s - 1) * e.d * e.d,
                  ho * ho * (e.cin * e.cout + e.cin * e.k * e.k) if projection else 0,
@@ -108,7 +114,8 @@ def arch_entries(r: ResolvedArch) -> list[Entry]:
     # a kernel that does not act is keyed as the space enumerates it, so the paper's k=5 on an
     # identity block finds the same (equal) network's entry
     entries += [Entry("block", b.h, b.cin, b.mid, b.cout,
-                      b.k if kernel_acts(b.cin, b.cout, b.stride) else UNUSED_K, b.stride, b.se_channels, b.s, b.d)
+                      b.k if kernel_acts(b.cin, b.cout, b.stride) else UNUSED_K, b.stride, b.se_channels, b.s, b.d,
+                      attn=b.attn)
                 for b in r.blocks]
     cin = r.blocks[-1].cout if r.blocks else r.stem
     entries.append(Entry("final", r.final_hw[0], cin, 0, r.final_conv))
@@ -132,10 +139,10 @@ def space_entries(space) -> list[Entry]:
             st = space.stages[slot.stage]
             cin, cout = make_divisible(slot.cin * w), make_divisible(slot.cout * w)
             kernels = st.k if kernel_acts(cin, cout, slot.stride) else (UNUSED_K,)
-            for ratio, k, se, s, d in itertools.product(st.exp_ratio, kernels, st.se, st.s, st.d):
+            for ratio, k, se, s, d, attn in itertools.product(st.exp_ratio, kernels, st.se, st.s, st.d, st.attn):
                 mid = make_divisible(make_divisible(slot.cin * ratio) * w)
                 entries.append(Entry("block", heights[(slot.stage, slot.index)], cin, mid, cout, k,
-                                     slot.stride, se_channels(mid) if se else 0, s, d))
+                                     slot.stride, se_channels(mid) if se else 0, s, d, attn=attn))
         final = make_divisible(space.final_conv * w)
         entries += [Entry("final", final_h, make_divisible(c * w), 0, final) for c in space.final_inputs()]
         entries.append(Entry("head", final_h, final, space.head, 0, classes=space.num_classes))
