@@ -2,7 +2,7 @@
 
     python benchmarks/lut_eval.py [--n 50] [--only tiny:litert ...] [--out results/benchmarks]
 
-Builds the tiny space's complete LUT with each backend (torch, onnxruntime, and litert when the
+Builds the tiny spaces' complete LUTs (tiny, and tiny-v2 with GhostNetV2's DFC choice) with each backend (torch, onnxruntime, and litert when the
 [tflite] extra is installed; 1 thread) into a temporary folder, checks each on random Archs, and
 checks the shipped default-space LUTs (results/luts/ghostnet-*.csv, build time from their metadata)
 on N random Archs each (a table whose backend is not installed here keeps its last row).
@@ -24,6 +24,7 @@ from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
 from ghostnas.space import load_space
 
+SMALL_SPACES = ("tiny", "tiny-v2")  # complete tables built here each run; tiny-v2 adds GhostNetV2's DFC choice
 SHIPPED = sorted(str(p) for p in Path("results/luts").glob("ghostnet-*.csv"))
 
 
@@ -54,15 +55,15 @@ def main() -> None:
         return wanted is None or (space, backend) in wanted
 
     backends = [b for b in BACKEND_MODULES if backend_installed(b)]
-    tiny = load_space("tiny")
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in (b for b in backends if chosen("tiny", b)):
+        for name, backend in ((n, b) for n in SMALL_SPACES for b in backends if chosen(n, b)):
+            space = load_space(name)
             t = time.perf_counter()
-            model = build_lut(tiny, backend, Path(tmp) / f"tiny-{backend}.csv", threads=1, log=lambda m: None)
+            model = build_lut(space, backend, Path(tmp) / f"{name}-{backend}.csv", threads=1, log=lambda m: None)
             build_s = time.perf_counter() - t
-            fresh["tiny", backend] = {"space": "tiny", "backend": backend, "entries": len(model.rows),
-                                      "build_s": round(build_s, 1), "date": describe(threads=1)["date"],
-                                      **summary(check_lut(model, tiny, n=args.n))}
+            fresh[name, backend] = {"space": name, "backend": backend, "entries": len(model.rows),
+                                    "build_s": round(build_s, 1), "date": describe(threads=1)["date"],
+                                    **summary(check_lut(model, space, n=args.n))}
     for path in SHIPPED:
         shipped = LatencyModel.load(path)
         if shipped.meta["backend"] in backends and chosen("ghostnet", shipped.meta["backend"]):
