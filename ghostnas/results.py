@@ -156,6 +156,9 @@ def _brief(row: pd.Series, label_cols: list[str]) -> dict[str, Any]:
            "arch": {c: _plain(row[c]) for c in label_cols if pd.notna(row[c])}}
     if "latency_ms" in row and pd.notna(row["latency_ms"]):
         out["latency_ms"] = float(row["latency_ms"])
+    attn = [c for c in label_cols if c.endswith("_attn") and pd.notna(row[c])]
+    if attn:  # a space with GhostNetV2's choice: where the search put DFC attention
+        out["dfc_blocks"] = [c[: -len("_attn")] for c in attn if row[c] == "dfc"]
     if "val_acc_mean" in row and pd.notna(row["val_acc_mean"]):
         out["val_acc_mean"] = float(row["val_acc_mean"])
     if "latency_ms_measured" in row and pd.notna(row["latency_ms_measured"]):

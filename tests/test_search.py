@@ -452,3 +452,10 @@ def test_search_on_fashion_mnist_selects_on_validation_only(tmp_path, monkeypatc
     config = json.loads((tmp_path / "fm" / "config.json").read_text())
     assert config["identity"]["data"] == "fashion-mnist" and summary["trials"]["complete"] == 2
     assert summary["best"]["val_acc"] > 0.3  # ten clothing classes: chance is 0.1
+
+
+def test_a_v2_space_search_reports_where_dfc_went(tmp_path):
+    summary = run_search(tiny_config(tmp_path, space="tiny-v2", trials=3))
+    best = summary["best"]
+    labels = {k: v for k, v in best["arch"].items() if k.endswith("_attn")}
+    assert labels and best["dfc_blocks"] == [k[:-5] for k, v in labels.items() if v == "dfc"]

@@ -50,8 +50,9 @@ def print_summary(summary: dict) -> None:
             if "latency_ms_measured" in b:
                 lat += (f", {b['latency_ms_measured']:.2f} ms measured here"
                         + ("" if b["latency_fits"] else " (over the budget)"))
+            dfc = f", DFC in {len(b['dfc_blocks'])} blocks ({' '.join(b['dfc_blocks'])})" if b.get("dfc_blocks") else ""
             print(f"  {title:<14} trial {b['trial']:>3}: val top-1 {b['val_acc']:.4f}, "
-                  f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}")
+                  f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}{dfc}")
     confirmed = summary.get("confirmed", {})
     if "found_minus_baseline_points" in summary:
         print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
