@@ -37,13 +37,69 @@ def _read(path: str) -> str | None:
         return None
 
 
+# /proc/cpuinfo's "CPU implementer" and "CPU part" on ARM (Linux's arch/arm64 cputype.h): boards and
+# phones often have no "model name" line, and a phone mixes core types
+ARM_IMPLEMENTERS = {0x41: "ARM", 0x42: "Broadcom", 0x48: "HiSilicon", 0x51: "Qualcomm", 0x61: "Apple",
+                    0xC0: "Ampere"}
+ARM_PARTS = {(0x41, 0xD03): "Cortex-A53", (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55",
+             (0x41, 0xD07): "Cortex-A57", (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73",
+             (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0C): "Neoverse-N1",
+             (0x41, 0xD0D): "Cortex-A77", (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD41): "Cortex-A78",
+             (0x41, 0xD44): "Cortex-X1", (0x41, 0xD46): "Cortex-A510", (0x41, 0xD47): "Cortex-A710",
+             (0x41, 0xD48): "Cortex-X2", (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD4D): "Cortex-A715",
+             (0x41, 0xD4E): "Cortex-X3", (0x41, 0xD4F): "Neoverse-V2", (0x41, 0xD80): "Cortex-A520",
+             (0x41, 0xD81): "Cortex-A720", (0x41, 0xD82): "Cortex-X4"}
+ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def describe_cpu(cpuinfo: str, device_model: str | None = None, machine: str = "") -> dict:
+    """The CPU as a person would name it, from /proc/cpuinfo's text (and the device tree's model):
+    x86's "model name"; on ARM the board or SoC name with its core types and counts, from the
+    implementer and part fields ("Raspberry Pi 5 Model B Rev 1.0 (4x Cortex-A76)"). ``emulated``:
+    an ARM Python whose cpuinfo describes an x86 host, as under qemu-user, where times are the
+    emulator's, not the board's."""
+    fields: dict[str, str] = {}
+    cores: list[tuple[int, int]] = []
+    core: dict[str, int] = {}
+    for line in cpuinfo.splitlines() + [""]:
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if not key:  # a blank line ends one processor's block
+            if "CPU implementer" in core and "CPU part" in core:
+                cores.append((core["CPU implementer"], core["CPU part"]))
+            core = {}
+            continue
+        fields.setdefault(key.lower(), value)
+        if key in ("CPU implementer", "CPU part"):
+            try:
+                core[key] = int(value, 0)
+            except ValueError:
+                pass
+    x86 = "model name" in fields and fields.get("vendor_id", "") in ("GenuineIntel", "AuthenticAMD", "")
+    emulated = machine in ARM_MACHINES and x86 and "vendor_id" in fields
+    names: dict[str, int] = {}
+    for impl, part in cores:
+        name = ARM_PARTS.get((impl, part), f"{ARM_IMPLEMENTERS.get(impl, hex(impl))} part {part:#x}")
+        names[name] = names.get(name, 0) + 1
+    kinds = ", ".join(f"{n}x {name}" for name, n in sorted(names.items(), key=lambda kv: -kv[1]))
+    model = (device_model or "").strip("\x00 \n") or fields.get("model") or fields.get("hardware")
+    if x86:
+        cpu = fields["model name"]
+    elif model or kinds:
+        cpu = f"{model} ({kinds})" if model and kinds else model or kinds
+    else:
+        cpu = platform.processor() or machine
+    out = {"cpu": cpu, "emulated": emulated}
+    if cores:
+        out["arm_cores"] = [f"{impl:#x}:{part:#x}" for impl, part in cores]
+    return out
+
+
+def this_cpu() -> dict:
+    return describe_cpu(_read("/proc/cpuinfo") or "", _read("/proc/device-tree/model"), platform.machine())
+
+
 def device_info(runtime: str, version: str, threads: int) -> dict:
-    cpu = platform.processor() or platform.machine()
-    for line in (_read("/proc/cpuinfo") or "").splitlines():
-        if line.lower().startswith(("model name", "hardware")):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+    return {**this_cpu(), "cores": os.cpu_count(), "machine": platform.machine(),
             "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
             "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
             "runtime": runtime, "runtime_version": version, "threads": threads,

@@ -17,11 +17,10 @@ def _read(path: str) -> str | None:
 
 
 def cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    """This machine's CPU, named as the device runner names it (one parser: device_runner.describe_cpu)."""
+    from .device_runner import this_cpu
+
+    return this_cpu()["cpu"]
 
 
 def load_1min() -> float | None:

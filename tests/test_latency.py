@@ -453,3 +453,30 @@ def test_dfc_blocks_have_their_own_entries_and_v1_keys_are_unchanged():
     assert sum(k.endswith("|attn:dfc") for k in keys) == 14
     module, shape = entry_module(Entry.from_key(next(k for k in keys if "dfc" in k)))
     assert hasattr(module.ghost1, "short_conv")
+
+
+@pytest.mark.parametrize("fixture, machine, cpu, emulated", [
+    ("rpi4.txt", "aarch64", "Raspberry Pi 4 Model B Rev 1.4 (4x Cortex-A72)", False),
+    ("rpi5.txt", "aarch64", "Raspberry Pi 5 Model B Rev 1.0 (4x Cortex-A76)", False),
+    ("android-sm8450.txt", "aarch64", "Qualcomm Technologies, Inc SM8450 (4x Cortex-A510, 3x Cortex-A710, 1x Cortex-X2)", False),
+    ("qemu-user-on-x86.txt", "aarch64", "AMD EPYC 7B13", True),
+    ("qemu-user-on-x86.txt", "x86_64", "AMD EPYC 7B13", False),
+])
+def test_device_cpu_is_named_on_arm_boards_and_phones(fixture, machine, cpu, emulated):
+    from ghostnas.device_runner import describe_cpu
+
+    text = (Path(__file__).parent / "fixtures" / "cpuinfo" / fixture).read_text()
+    info = describe_cpu(text, None, machine)
+    assert info["cpu"] == cpu and info["emulated"] is emulated
+    # the device tree's model names a board whose cpuinfo has none
+    assert describe_cpu(text.replace("Model\t\t: ", "X: "), "Raspberry Pi 4 Model B\x00", machine)["cpu"].startswith(
+        "Raspberry Pi 4 Model B") or "Model\t\t" not in text
+
+
+def test_a_table_timed_under_emulation_is_no_latency_budget_unless_allowed(tmp_path):
+    from ghostnas.cost.profiler import profilers_for
+
+    lut = tiny_lut_copy(tmp_path, emulated=True)
+    with pytest.raises(GhostNASError, match="timed under emulation.*--allow-emulated"):
+        profilers_for(lut, load_space("tiny"))
+    assert [p.name for p in profilers_for(lut, load_space("tiny"), allow_emulated=True)][-1] == "latency_ms"

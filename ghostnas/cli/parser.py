@@ -87,6 +87,8 @@ COMMANDS = [
         opt("--protocol", default="proxy", help="training protocol of a trial (default proxy)"),
         opt("--epochs", type=positive, help="override the protocol's epochs"),
         opt("--lut", help="latency table (CSV) for latency budgets and --pareto on latency"),
+        opt("--allow-emulated", action="store_true", help="accept a table timed under emulation (qemu): its "
+            "times are the emulator's, not the device's"),
         opt("--check-latency", type=non_negative, default=CHECK_LATENCY, metavar="K",
             help="with a latency budget: time up to K of the best found networks on this machine (where "
             "the table was built here) and rank those measured over the budget last "

@@ -92,9 +92,10 @@ class MeasuredLatencyProfiler(LutLatencyProfiler):
         return float(self.table.measure_arch(arch, times=self.times))
 
 
-def profilers_for(lut_path: str | None, space=None) -> list[Profiler]:
+def profilers_for(lut_path: str | None, space=None, allow_emulated: bool = False) -> list[Profiler]:
     """The per-trial profilers of a search: MACs and params always, LUT latency with a table (which
-    must have been built for ``space``; a table timed on another device is said once, on stderr)."""
+    must have been built for ``space``; a table timed on another device is said once, on stderr; one
+    timed under emulation is refused unless ``allow_emulated``: emulated time is not the device's)."""
     out: list[Profiler] = [MacsProfiler(), ParamsProfiler()]
     if lut_path:
         import sys
@@ -104,6 +105,12 @@ def profilers_for(lut_path: str | None, space=None) -> list[Profiler]:
         table = LatencyModel.load(lut_path)
         if space is not None:
             table.require_space(space)
+        if (table.meta.get("device") or {}).get("emulated") and not allow_emulated:
+            from ..errors import GhostNASError
+
+            raise GhostNASError(f"{lut_path} was timed under emulation (an ARM userland on another CPU): its "
+                                "times are the emulator's, not the device's; pass --allow-emulated to search "
+                                "with it anyway")
         note = table.foreign_device()
         if note:
             print(note, file=sys.stderr, flush=True)

@@ -69,6 +69,7 @@ class SearchConfig:
     confirm_protocol: str | None = None  # None: the trials' protocol; e.g. "long" ranks by 10x training
     check_latency: int = CHECK_LATENCY  # latency budget: time up to K best found networks here (0: off)
     supernet: str | None = None  # a trained supernet's folder: candidates scored by inherited weights
+    allow_emulated: bool = False  # accept a latency table timed under emulation
     progress: bool = True
 
     def identity(self) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def make_context(cfg: SearchConfig) -> Context:
     if cfg.engine not in ENGINES:
         raise GhostNASError(f"unknown engine {cfg.engine!r}; use {', '.join(ENGINES)}")
     run_dir = Path(cfg.out) / cfg.study_name()
-    ctx = Context(cfg, space, budgets, run_dir, profilers=profilers_for(cfg.lut, space))
+    ctx = Context(cfg, space, budgets, run_dir, profilers=profilers_for(cfg.lut, space, cfg.allow_emulated))
     smallest = space.to_arch(space.smallest_labels())
     reason = ctx.over_budget(ctx.costs(smallest))
     if reason:
