@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .arch import UNUSED_K, Arch, Block, kernel_acts, make_divisible
+from .arch import MAX_CHANNELS, MAX_CLASSES, UNUSED_K, Arch, Block, kernel_acts, make_divisible
 from .errors import GhostNASError
 
 Labels = dict[str, Any]
@@ -36,6 +36,7 @@ Labels = dict[str, Any]
 SPACES_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "search_spaces",
                                Path(__file__).resolve().parent / "search_spaces") if d.is_dir()),
                   Path(__file__).resolve().parent / "search_spaces")
+MAX_RATIO = 16  # expansion ratios: MobileNet/GhostNet use up to 6
 STAGE_KEYS = {"out", "stride", "depth", "exp_ratio", "k", "se", "s", "d", "attn"}
 TOP_KEYS = {"name", "description", "width", "resolution", "stem", "final_conv", "head",
             "dropout", "num_classes", "stages"}
@@ -362,12 +363,12 @@ def space_from_dict(data: Any, source: str = "space") -> SearchSpace:
             if key not in raw:
                 raise GhostNASError(f"{where}: missing '{key}'")
         out = tuple(raw["out"]) if isinstance(raw["out"], list) else (raw["out"],)
-        if not out or any(not isinstance(o, int) or isinstance(o, bool) or o < 1 for o in out):
-            raise GhostNASError(f"{where} out: need positive integers (base channels per block)")
+        if not out or any(not isinstance(o, int) or isinstance(o, bool) or not 1 <= o <= MAX_CHANNELS for o in out):
+            raise GhostNASError(f"{where} out: need integers in [1, {MAX_CHANNELS}] (base channels per block)")
         depth = _choices(raw.get("depth", len(out)), f"{where} depth", int, set(range(1, len(out) + 1)))
         ratios = _choices(raw["exp_ratio"], f"{where} exp_ratio", float)
-        if any(r <= 0 for r in ratios):
-            raise GhostNASError(f"{where} exp_ratio: ratios must be > 0")
+        if any(not 0 < r <= MAX_RATIO for r in ratios):
+            raise GhostNASError(f"{where} exp_ratio: ratios must be in (0, {MAX_RATIO}]")
         stages.append(StageSpace(
             out=tuple(out), stride=_choices(raw["stride"], f"{where} stride", int, {1, 2})[0],
             depth=depth, exp_ratio=ratios,
@@ -380,11 +381,12 @@ def space_from_dict(data: Any, source: str = "space") -> SearchSpace:
     if any(not 0.1 <= w <= 4 for w in width):
         raise GhostNASError(f"{source}: width: multipliers must be in [0.1, 4]")
     scalars = {}
-    for key, default in (("resolution", 224), ("stem", 16), ("final_conv", 960), ("head", 1280),
-                         ("num_classes", 1000)):
+    for key, default, low, high in (("resolution", 224, 8, 1024), ("stem", 16, 1, MAX_CHANNELS),
+                                    ("final_conv", 960, 1, MAX_CHANNELS), ("head", 1280, 1, MAX_CHANNELS),
+                                    ("num_classes", 1000, 1, MAX_CLASSES)):
         value = data.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise GhostNASError(f"{source}: {key}: need a positive integer, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise GhostNASError(f"{source}: {key}: need an integer in [{low}, {high}], got {value!r}")
         scalars[key] = value
     dropout = data.get("dropout", 0.2)
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:

@@ -33,6 +33,9 @@ if [ ! -x "$ROOT/usr/bin/python3.11" ]; then
 fi
 if [ ! -f "$CACHE/site/.done" ]; then
   rm -rf "$CACHE/wheels" "$CACHE/site"
+  if ! "$PY" -m pip --version >/dev/null 2>&1; then  # a Python without pip: a throwaway venv has one
+    "$PY" -m venv "$CACHE/pipenv" && PY="$CACHE/pipenv/bin/python"
+  fi
   "$PY" -m pip download -q --disable-pip-version-check --only-binary=:all: --python-version 3.11 --implementation cp \
     --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 -d "$CACHE/wheels" numpy ai-edge-litert
   mkdir -p "$CACHE/site"

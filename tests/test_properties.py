@@ -82,7 +82,7 @@ def test_space_yaml(choice, value):
         space = space_from_dict(data)
     except GhostNASError:
         return
-    arch = space.sample_arch(choice)
+    arch = space.sample_arch(choice)  # a space that loads yields valid networks
     assert space.to_labels(arch) is not None
 
 
