@@ -91,7 +91,7 @@ def main() -> None:
                "supernet_train_minutes": round(train_minutes, 1), "long_runs_per_network": n_long,
                "recipe": record["protocol"], "supernet_digest": record["digest"], "machine": m}
     out = Path(args.out)
-    stem = f"supernet_fidelity{tag}"
+    stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}"  # one file set per recipe
     df[["name", "macs", "params", "supernet_acc", "eval_s", "proxy_acc", *[c.name for c in longs]]].to_csv(
         out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
@@ -109,6 +109,20 @@ def main() -> None:
               "", f"Per network: `{stem}.csv`."]
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_overview(out, tag)
+
+
+def write_overview(out: Path, tag: str) -> None:
+    """supernet_fidelity{tag}.{md,json}: every recipe measured so far, one line each."""
+    runs = [json.loads(p.read_text()) | {"file": p.stem} for p in sorted(out.glob(f"supernet_fidelity{tag}-*.json"))]
+    atomic_write_text(out / f"supernet_fidelity{tag}.json", json.dumps(runs, indent=1) + "\n")
+    lines = ["# Supernet fidelity, every recipe measured (benchmarks/supernet_fidelity.py)", "",
+             "| recipe | epochs | train min | s per candidate | supernet tau | top-half tau | proxy tau | networks | report |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['recipe']['name']} | {r['recipe']['epochs']} | {r['supernet_train_minutes']} | "
+              f"{r['eval_seconds_per_candidate']} | {r['supernet_tau']} | {r['supernet_tau_top_half']} | {r['proxy_tau']} | "
+              f"{r['networks']} | `{r['file']}.md` |" for r in runs]
+    atomic_write_text(out / f"supernet_fidelity{tag}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
