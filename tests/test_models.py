@@ -186,3 +186,12 @@ def test_small_inputs_pass_every_stride():
     model = create_model("paper-0.5x", num_classes=10).eval()
     for size in (28, 32):
         assert model(torch.randn(1, 3, size, size)).shape == (1, 10)
+
+
+def test_v2_exports_verified(tmp_path):
+    """paper-v2-1.0x through the verified writers (ONNX: average pool, sigmoid, nearest upsample)."""
+    from ghostnas.export import export
+
+    report = export("paper-v2-1.0x", ["pt", "onnx"], tmp_path / "v2", num_classes=10, resolution=96)
+    assert set(report["files"]) == {"pt", "onnx"}
+    assert all(f["max_rel_diff"] <= 1e-4 for f in report["files"].values())

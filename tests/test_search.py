@@ -243,10 +243,11 @@ def test_export_refuses_weights_that_are_not_a_whole_ghostnet(capsys, tmp_path):
         assert not out.exists()
 
 
-def test_export_tflite_when_installed(capsys, tmp_path):
+@pytest.mark.parametrize("name", ["paper-0.5x", "paper-v2-1.0x"])
+def test_export_tflite_when_installed(capsys, tmp_path, name):
     pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")
-    code = main(["export", "paper-0.5x", "--format", "tflite", "--out", str(tmp_path / "t"),
+    code = main(["export", name, "--format", "tflite", "--out", str(tmp_path / "t"),
                  "--resolution", "64", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["files"]["tflite"]["max_rel_diff"] <= 1e-4
