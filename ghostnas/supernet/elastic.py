@@ -149,11 +149,15 @@ class SuperNet(nn.Module):
         subnet's own: recalibrated, never shared)."""
         out: dict[str, torch.Tensor] = {}
         blocks = {(i, j): b for i, j, b in arch.blocks()}
+        device = self.conv_stem__weight.device
         for key, t in self.template(arch).state_dict().items():
-            if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            if key.endswith("num_batches_tracked"):
                 if with_buffers:
-                    out[key] = (torch.zeros if key.endswith("mean") else torch.ones)(t.shape) \
-                        if not key.endswith("num_batches_tracked") else torch.zeros((), dtype=torch.long)
+                    out[key] = torch.zeros((), dtype=torch.long, device=device)
+                continue
+            if key.endswith(("running_mean", "running_var")):
+                if with_buffers:
+                    out[key] = (torch.zeros if key.endswith("mean") else torch.ones)(t.shape, device=device)
                 continue
             parts = key.split(".")
             s = blocks[int(parts[1]), int(parts[2])].s if "cheap_operation" in key else 0
