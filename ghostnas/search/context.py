@@ -83,7 +83,7 @@ class SearchConfig:
         if self.study:
             if not STUDY_NAME.fullmatch(self.study) or self.study in (".", ".."):
                 raise GhostNASError(f"--study {self.study!r}: a study name is a plain folder name (letters, "
-                                    "digits, . _ -), not a path; use --out DIR to choose where it goes")
+                                    "digits, . _ -), not a path; use --runs DIR to choose where it goes")
             return self.study
         budgets = parse_budgets(self.budgets)
         return "search-" + "-".join(b.slug() for b in budgets) + ("-pareto" if self.pareto else "")
