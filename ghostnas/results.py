@@ -300,9 +300,9 @@ def plot(df: pd.DataFrame, path: Path, cost: str, budgets: list[str] | None) -> 
 
     from .arch import registered_names
     from .cost import count
+    from .cost.profiler import PROFILERS
 
-    scale = 1e6 if cost == "macs" else 1.0
-    unit = "MACs (M, = paper FLOPs)" if cost == "macs" else "latency (ms, LUT)"
+    scale, unit = PROFILERS[cost].scale, PROFILERS[cost].axis  # the axis is the profiler's
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     done = df[df.state == "complete"]
     pruned = df[(df.state == "pruned") & df.val_acc.notna()]

@@ -22,8 +22,8 @@ class Profiler:
     """A named cost of an Arch. ``name`` is the trials-table column and the budget kind."""
 
     name: str = ""
-    unit: str = ""  # how a value is shown: "M" (millions) or "ms"
     axis: str = ""  # plot axis label
+    scale: float = 1.0  # shown in units of this (1e6: millions)
 
     def profile(self, arch: Arch) -> float:
         raise NotImplementedError
@@ -50,14 +50,14 @@ class _Analytic(Profiler):
 
 
 class MacsProfiler(_Analytic):
-    name, unit, axis = "macs", "M", "MACs (M, = paper FLOPs)"
+    name, axis, scale = "macs", "MACs (M, = paper FLOPs)", 1e6
 
     def profile(self, arch: Arch) -> float:
         return self.cost_of(arch).macs
 
 
 class ParamsProfiler(_Analytic):
-    name, unit, axis = "params", "M", "params (M)"
+    name, axis, scale = "params", "params (M)", 1e6
 
     def profile(self, arch: Arch) -> float:
         return self.cost_of(arch).params
@@ -66,7 +66,7 @@ class ParamsProfiler(_Analytic):
 class LutLatencyProfiler(Profiler):
     """Latency predicted by a lookup table (``ghostnas lut build``), in ms."""
 
-    name, unit, axis = "latency_ms", "ms", "latency (ms, LUT)"
+    name, axis = "latency_ms", "latency (ms, LUT)"
 
     def __init__(self, table) -> None:
         self.table = table  # a cost.lut.LatencyModel
@@ -116,6 +116,9 @@ def profilers_for(lut_path: str | None, space=None, allow_emulated: bool = False
             print(note, file=sys.stderr, flush=True)
         out.append(LutLatencyProfiler(table))
     return out
+
+
+PROFILERS = {p.name: p for p in (MacsProfiler, ParamsProfiler, LutLatencyProfiler, MeasuredLatencyProfiler)}
 
 
 def profile_all(profilers: list[Profiler], arch: Arch) -> dict[str, Any]:
