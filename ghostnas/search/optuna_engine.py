@@ -13,8 +13,8 @@ import time
 from ..errors import GhostNASError
 from .context import MAX_REJECTIONS, WORKER, Context
 from .pipeline import evaluate, propose, trial_attrs
-from .study import (abandon, counts_as_trial, fail_lost_trials, optuna_module, prepare_study, reject, suggest_labels, tell,
-                    weights_path)
+from .study import (abandon, counts_as_trial, fail_lost_trials, optuna_module, prepare_study, reject, stop_early,
+                    suggest_labels, tell, weights_path)
 
 
 def make_pruner(ctx: Context):
@@ -99,9 +99,7 @@ def run_optuna(ctx: Context) -> None:
             try:
                 outcome = evaluate(ctx, cand, report, weights_path(ctx, trial.number))
             except optuna.TrialPruned:
-                for k, v in trial_attrs(ctx, cand).items():
-                    trial.set_user_attr(k, v)
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                stop_early(study, trial, trial_attrs(ctx, cand))
                 continue
             except KeyboardInterrupt:
                 abandon(study, trial, "interrupted")

@@ -27,7 +27,8 @@ from typing import Any
 from ..errors import GhostNASError
 from .context import MAX_REJECTIONS, WORKER, Context
 from .pipeline import outcome, propose, trial_attrs
-from .study import counts_as_trial, optuna_module, prepare_study, reject, suggest_labels, tell, weights_path
+from .study import (abandon, counts_as_trial, prepare_study, reject, stop_early, suggest_labels, tell,
+                    weights_path)
 
 _DATA_CACHE: dict[tuple, Any] = {}
 
@@ -109,15 +110,13 @@ def _searcher_class():
                 trial.report(acc, int(result.get("epoch", 0)))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            optuna = optuna_module()
             trial, cand = self.live.pop(trial_id, (None, None))
             if trial is None:
                 return
             result = result or {}
             if result.get("user_error"):
                 self.user_error = result["user_error"]
-                trial.set_user_attr("lost", f"stopped by an error: {self.user_error}"[:500])
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                abandon(self.study, trial, f"stopped by an error: {self.user_error}"[:500])
                 return
             acc = result.get("val_acc")
             if error or result.get("error") or acc is None or acc != acc:
@@ -126,9 +125,7 @@ def _searcher_class():
             scored = {"val_acc": acc, "seconds": result.get("seconds"), "node": result.get("node"),
                       "history": json.loads(result.get("history", "[]"))}
             if int(result.get("epoch", 0)) < self.ctx.protocol.epochs:  # stopped by ASHA
-                for k, v in {**trial_attrs(self.ctx, cand), **scored}.items():
-                    trial.set_user_attr(k, v)
-                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                stop_early(self.study, trial, {**trial_attrs(self.ctx, cand), **scored})
                 Path(weights_path(self.ctx, trial.number)).unlink(missing_ok=True)
                 return
             tell(self.ctx, self.study, trial, outcome(self.ctx, cand, scored, None))

@@ -154,13 +154,17 @@ def abandon(study, trial, why: str) -> None:
         study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
 
 
+def stop_early(study, trial, attrs: dict) -> None:
+    """A trial a pruner (Optuna's, or Ray's ASHA) stopped after some epochs: told as pruned."""
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+    study.tell(trial, state=optuna_module().trial.TrialState.PRUNED)
+
+
 def reject(study, trial, costs: dict, reason: str) -> None:
     """An over-budget sample: told to the sampler as pruned (it learns to avoid the region) and
     not counted as a trial."""
-    for k, v in costs.items():
-        trial.set_user_attr(k, v)
-    trial.set_user_attr("rejected", reason)
-    study.tell(trial, state=optuna_module().trial.TrialState.PRUNED)
+    stop_early(study, trial, {**costs, "rejected": reason})
 
 
 def prepare_study(ctx: Context, pruner=None):
