@@ -98,11 +98,16 @@ def this_cpu() -> dict:
     return describe_cpu(_read("/proc/cpuinfo") or "", _read("/proc/device-tree/model"), platform.machine())
 
 
-def device_info(runtime: str, version: str, threads: int) -> dict:
+def host_info() -> dict:
+    """What the machine is (CPU, cores, OS, Python, frequency governor): one description for the
+    host's records (machine.describe) and a device's (device_info)."""
     return {**this_cpu(), "cores": os.cpu_count(), "machine": platform.machine(),
             "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-            "runtime": runtime, "runtime_version": version, "threads": threads,
+            "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")}
+
+
+def device_info(runtime: str, version: str, threads: int) -> dict:
+    return {**host_info(), "runtime": runtime, "runtime_version": version, "threads": threads,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import os
-import platform
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
 
 
 def cpu_model() -> str:
@@ -48,13 +39,10 @@ def busy_warning(threshold: float = 0.75) -> str | None:
 
 
 def describe(threads: int | None = None, **extra: Any) -> dict[str, Any]:
+    from .device_runner import host_info
+
     info: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "machine": platform.machine(),
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        **host_info(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_1min": load_1min(),
     }
