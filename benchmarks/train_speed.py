@@ -26,13 +26,13 @@ from ghostnas.train import amp_dtype_for, pick_device
 
 
 def measure(channels_last: bool, steps: int, batch: int, res: int, device: torch.device = torch.device("cpu"),
-            amp_dtype: torch.dtype | None = None) -> dict:
+            amp_dtype: torch.dtype | None = None, num_classes: int = 10) -> dict:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model("paper-1.0x", num_classes=10).to(device, memory_format=fmt)
+    model = create_model("paper-1.0x", num_classes=num_classes).to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     x = torch.randn(batch, 3, res, res, device=device).contiguous(memory_format=fmt)
-    y = torch.randint(0, 10, (batch,), device=device)
+    y = torch.randint(0, num_classes, (batch,), device=device)
     autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -84,6 +84,11 @@ def main() -> None:
                        for prec, dtype in (("fp32", None), (res["amp_dtype"], amp))
                        for fmt in ("contiguous", "channels_last")}
         res["cpu_baseline"] = measure(False, args.steps, 128, 32)
+        # the ImageNet-scale estimate (docs/imagenet.md): the paper's input and classes, the faster
+        # memory format of the runs above, model compute only (no JPEG decoding)
+        fmt = max(("contiguous", "channels_last"), key=lambda f: res["runs"][f"{res['amp_dtype']}, {f}"]["train_img_s"])
+        res["imagenet"] = {"resolution": 224, "batch": 256, "classes": 1000, "memory_format": fmt,
+                           **measure(fmt == "channels_last", args.steps, 256, 224, device, amp, num_classes=1000)}
     out = Path(args.out)
     stem = "train_speed" + ("" if device.type == "cpu" else f"-{device.type}")
     atomic_write_text(out / f"{stem}.json", json.dumps(res, indent=1) + "\n")
@@ -126,6 +131,9 @@ run: the machine's CPU ({m['cpu']}, {m['cores']} cores, {threads} torch threads,
 {rows}
 
 The trainer uses {res['amp_dtype']} mixed precision on this GPU (`ghostnas.train.amp_dtype_for`).
+
+ImageNet scale (paper-1.0x, 1000 classes, 224x224, batch 256, {res['amp_dtype']}, {res['imagenet']['memory_format']}):
+{res['imagenet']['train_img_s']} train / {res['imagenet']['eval_img_s']} eval images/s, model compute alone.
 """
 
 
