@@ -24,6 +24,46 @@ def test_key_round_trip_and_coverage():
     assert keys[4] == "block|in:56x56x24|mid:72|out:40|k:5|stride:2|se:20|s:2|d:3"
 
 
+def test_time_budget_stops_the_build_on_a_stratified_prefix_and_a_rerun_grows_it(tmp_path, monkeypatch):
+    from ghostnas.cost.lut import build as build_module
+    from ghostnas.cost.lut.keys import entry_order
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(build_module.time, "perf_counter", lambda: clock["now"])
+
+    def six_seconds(*args, **kwargs):  # every timing "takes" 6 s of the fake clock
+        clock["now"] += 6.0
+        return {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0, "runs": 30}
+
+    networks_timed, network_ms = [], [2.0, 3.0, 3.0, 2.0]  # during the entries, then after
+
+    def network(arch, *args, **kwargs):
+        networks_timed.append((arch.to_json(), clock["now"]))
+        return network_ms.pop(0) if network_ms else 1.0
+
+    monkeypatch.setattr(build_module, "measure", six_seconds)
+    monkeypatch.setattr(build_module, "measure_arch", network)
+    space, out, messages = load_space("tiny"), tmp_path / "lut.csv", []
+    build_lut(space, "torch", out, calibrate=2, reference=False, log=messages.append, minutes=1)
+    first = read_rows(out)
+    order = [e.key for e in entry_order(space, 0)]
+    assert 5 <= len(first) <= 10 < len(order)  # 57 s at 6 s a timing, one of them the overhead's
+    # each calibration network timed once during the entries (at 1/4 and 3/4 of the time) and once after
+    assert [a for a, _ in networks_timed] == [a for a, _ in networks_timed[:2]] * 2
+    assert networks_timed[0][1] < networks_timed[1][1] < 57 <= networks_timed[2][1]
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert [n["ms"] for n in meta["calibration"]["networks"]] == [2.5, 2.5] and "calibration_during_build" not in meta
+    assert list(first) == order[:len(first)]  # the stem/final/head entries, then blocks dealt round-robin
+    assert any("time budget spent" in m for m in messages)
+    blocks = [e for e in entry_order(space, 0)[:40] if e.kind == "block"]
+    positions = {(e.h, e.stride, e.cin == e.cout) for e in blocks}
+    assert len(positions) > 1 and len({(e.h, e.stride, e.cin == e.cout) for e in blocks[:len(positions)]}) == len(positions)
+    build_lut(space, "torch", out, calibrate=0, reference=False, log=messages.append, minutes=1)
+    grown = read_rows(out)
+    assert len(grown) > len(first) and list(grown)[:len(first)] == list(first)
+    assert json.loads(Path(str(out) + ".meta.json").read_text())["last_run"]["minutes_budget"] == 1
+
+
 def test_build_resumes_without_remeasuring(tmp_path):
     space = load_space("tiny")
     out = tmp_path / "lut.csv"

@@ -11,15 +11,17 @@ def build(args: argparse.Namespace) -> int:
     import sys as _sys
 
     from ..cost.lut import build_lut
+    from ..cost.lut.build import DEFAULT_BUILD_MINUTES
     from ..space import load_space
 
     space = load_space(args.space)
+    minutes = args.minutes if args.minutes is not None else (DEFAULT_BUILD_MINUTES if args.max_entries is None else None)
     log = (lambda msg: print(msg, file=_sys.stderr)) if args.json else print
     model = build_lut(space, args.backend, args.out, threads=args.threads, max_entries=args.max_entries,
                       calibrate=args.calibrate, seed=args.seed, clock=args.clock,
                       reference=not args.no_reference,
                       progress=_sys.stderr.isatty() and not args.json,
-                      log=log)
+                      log=log, minutes=minutes)
     a, b = model.calibration()
     info = {"lut": args.out, "entries": len(model.rows), "backend": args.backend, "threads": args.threads,
             "calibration": {"a": a, "b": b}}
@@ -46,7 +48,8 @@ def check(args: argparse.Namespace) -> int:
         if note:
             print(note, file=_sys.stderr)
     report = check_lut(model, space, n=args.n, seed=args.seed, times=args.times,
-                       progress=_sys.stderr.isatty() and not args.json)
+                       progress=_sys.stderr.isatty() and not args.json,
+                       log=lambda msg: print(msg, file=_sys.stderr))
     if args.json:
         print_json(report)
     else:

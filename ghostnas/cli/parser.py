@@ -130,8 +130,10 @@ COMMANDS = [
         opt("--threads", type=threads, default=1),
         opt("--max-entries", type=positive, help="measure a stratified sample of this many; the "
             "predictor covers the rest"),
-        opt("--calibrate", type=non_negative, default=16, help="random networks timed end to end to fit "
-            "whole = a * sum + b (default 16)"),
+        opt("--minutes", type=real(0, 10_000), help="time budget of this run, calibration included "
+            "(default 20 without --max-entries; 0: no limit); rerun to grow the table"),
+        opt("--calibrate", type=non_negative, default=32, help="random networks timed end to end (during "
+            "and after the entries) to fit whole = a * sum + b (default 32)"),
         opt("--seed", type=seed, default=0),
         opt("--clock", choices=CLOCKS, default="auto", help="auto (default): the thread's CPU time at 1 "
             "thread (immune to other processes), wall time otherwise"),

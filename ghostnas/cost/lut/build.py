@@ -10,7 +10,7 @@ import random
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ...errors import GhostNASError
 from ..analytic import count
@@ -36,21 +36,24 @@ class Eta:
         self.done.append((self.left.pop(0), now - self._last))
         self._last = now
 
-    def seconds_left(self) -> float:
+    def seconds_left(self, deadline: float | None = None) -> float:
+        """Seconds until the rest is done, or until ``deadline`` (a perf_counter time) if sooner."""
+        cap = float("inf") if deadline is None else max(0.0, deadline - time.perf_counter())
         if not self.done:
-            return float("nan")
+            return cap if deadline is not None else float("nan")
         xs, ys = zip(*self.done)
         n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
         sxx = sum((x - mx) ** 2 for x in xs)
         b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if n >= 5 and sxx > 0 else 0.0
         b = max(b, 0.0)
         a = max(my - b * mx, 0.0)
-        return sum(a + b * w for w in self.left)
+        return min(cap, sum(a + b * w for w in self.left))
 
-    def line(self, what: str) -> str:
+    def line(self, what: str, deadline: float | None = None) -> str:
         total = len(self.done) + len(self.left)
         return (f"{what}: {len(self.done)}/{total} ({100 * len(self.done) / total:.0f}%), "
-                f"{(time.perf_counter() - self.started) / 60:.1f} min so far, ETA ~{self.seconds_left() / 60:.1f} min")
+                f"{(time.perf_counter() - self.started) / 60:.1f} min so far, "
+                f"ETA ~{self.seconds_left(deadline) / 60:.1f} min")
 
 
 def _resume(out: Path, space, backend: str, threads: int, clock: str, reference: bool):
@@ -90,6 +93,8 @@ def _start_meta(space, backend: str, threads: int, clock: str, reference: bool, 
         meta["build_seconds"] = old.get("build_seconds", 0.0)
         if old.get("calibration"):  # still usable while the resumed build runs; refitted at the end
             meta["calibration"] = old["calibration"]
+        if old.get("calibration_during_build"):  # networks timed before the interruption
+            meta["calibration_during_build"] = old["calibration_during_build"]
     elif reference:
         meta["reference"] = measure_reference(backend, threads, clock)
     if meta.get("overhead_ms") is None:
@@ -108,61 +113,121 @@ def _progress(total: int, what: str, unit: str, show: bool):
     return tqdm(total=total, unit=unit, desc=what)
 
 
-def _measure_entries(out: Path, todo: list, meta: dict, log: Callable[[str], None], show: bool) -> None:
-    """Time each entry and append it at once (fsync'd: every entry survives an interruption)."""
+# A fresh `lut build` measures for this long by default, then lets the predictor cover the
+# entries left: 20 minutes measured ~6,900 of the default space's 19,053 onnxruntime entries on
+# a 2-core AMD EPYC (docs/latency.md), and a stratified third of the space predicts whole networks
+# within a few percent. Machines differ several-fold in seconds per entry, so the default is a
+# time, not a count.
+DEFAULT_BUILD_MINUTES = 20.0
+# the share of the time budget kept for the calibration networks timed after the entries
+CALIBRATION_SHARE = 0.08  # a 20-minute build spent ~66 s after its entries (32 networks, the fit)
+
+
+def _measure_entries(out: Path, todo: list, meta: dict, log: Callable[[str], None], show: bool,
+                     deadline: float | None = None, after_entry: Callable[[int], None] | None = None) -> int:
+    """Time each entry in order and append it at once (fsync'd: every entry survives an
+    interruption), until ``deadline`` (a perf_counter time) passes; returns how many were timed."""
     backend, threads, clock = meta["backend"], meta["threads"], meta["clock"]
     ref_ms = (meta.get("reference") or {}).get("ms")
     new_file = not out.exists() or out.stat().st_size == 0
     eta, bar = Eta([e.features()["macs"] for e in todo]), _progress(len(todo), "lut build", "entry", show)
-    every = max(1, len(todo) // 10)
+    every, logged = max(1, len(todo) // 10), time.perf_counter()  # a line each tenth, or each minute
     with open(out, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")  # e.g. raw_median_ms
         if new_file:
             writer.writeheader()
+        n = 0
         for n, e in enumerate(todo, start=1):
+            if deadline is not None and time.perf_counter() > deadline:
+                n -= 1
+                log(f"time budget spent: {n} of {len(todo)} entries timed this run; the predictor covers "
+                    "the rest (rerun with more --minutes to grow the table)")
+                break
             module, shape = entry_module(e)
             stats = measure(module, shape, backend, threads, clock=clock, reference_ms=ref_ms)
             writer.writerow({"key": e.key, "kind": e.kind, **e.features(), **{k: round(v, 5) for k, v in stats.items()}})
             fh.flush()
             os.fsync(fh.fileno())
             eta.tick()
+            if after_entry:
+                after_entry(n)
             if bar:
                 bar.update(1)
-                bar.set_postfix_str(f"ETA ~{eta.seconds_left() / 60:.1f} min")
-            elif n == 1 or n % every == 0:
-                log(eta.line("entries"))
+                bar.set_postfix_str(f"ETA ~{eta.seconds_left(deadline) / 60:.1f} min")
+            elif n == 1 or n % every == 0 or time.perf_counter() - logged > 60:
+                log(eta.line("entries", deadline))
+                logged = time.perf_counter()
     if bar:
         bar.close()
+    return n
 
 
-def _calibrate(space, model: LatencyModel, n: int, seed: int, log: Callable[[str], None], show: bool) -> dict:
-    """Time ``n`` random networks end to end and fit whole = a * sum + b to them."""
-    meta = model.meta
-    rng = random.Random(seed + 1)
-    archs = [space.to_arch(space.sample(rng)) for _ in range(n)]
-    log(f"calibration: timing {n} random networks end to end")
-    eta, bar = Eta([count(a).macs for a in archs]), _progress(n, "calibration", "network", show)
-    networks = []
-    for arch in archs:
-        networks.append({"keys": [e.key for e in arch_entries(arch.resolve())],
-                         "ms": measure_arch(arch, meta["backend"], meta["threads"], clock=meta["clock"],
-                                            reference_ms=(meta.get("reference") or {}).get("ms"))})
-        eta.tick()
+class Calibration:
+    """The networks timed end to end to fit whole = a * sum + b, each timed twice: once at its turn
+    during the entry phase (spread evenly over it) and once after it, its time the mean of the two.
+
+    On a shared VM the ratio of a whole network to the reference block drifts by ~5% over minutes
+    (two checks of one table, minutes apart: mean error +5.6% and +0.7%), and the entries, timed
+    over the whole build, average over that drift; networks timed only at the end caught one
+    moment of it, and the fit carried that moment's bias into every prediction. Timings done
+    during the build are kept in the metadata, so an interrupted build resumes with them."""
+
+    def __init__(self, space, n: int, seed: int, meta: dict, meta_path: Path, todo: int,
+                 t0: float, deadline: float | None):
+        rng = random.Random(seed + 1)
+        self.archs = [space.to_arch(space.sample(rng)) for _ in range(n)]
+        self.meta, self.meta_path, self.todo, self.t0, self.deadline = meta, meta_path, todo, t0, deadline
+        self.during = {int(i): ms for i, ms in (meta.get("calibration_during_build") or {}).items() if int(i) < n}
+
+    def _time(self, arch) -> float:
+        m = self.meta
+        return measure_arch(arch, m["backend"], m["threads"], clock=m["clock"],
+                            reference_ms=(m.get("reference") or {}).get("ms"))
+
+    def between_entries(self, done: int) -> None:
+        """Time the next network if the entry phase has come far enough (by entries or by time)."""
+        from ...io import atomic_write_text
+
+        left = [i for i in range(len(self.archs)) if i not in self.during]
+        if not left:
+            return
+        progress = done / self.todo if self.todo else 1.0
+        if self.deadline is not None:
+            progress = max(progress, (time.perf_counter() - self.t0) / max(self.deadline - self.t0, 1e-9))
+        i = left[0]
+        if progress >= (len(self.archs) - len(left) + 0.5) / len(self.archs):
+            self.during[i] = self._time(self.archs[i])
+            self.meta["calibration_during_build"] = {str(k): v for k, v in self.during.items()}
+            atomic_write_text(self.meta_path, json.dumps(self.meta, indent=1) + "\n")
+
+    def fit(self, model: LatencyModel, log: Callable[[str], None], show: bool) -> dict:
+        n = len(self.archs)
+        log(f"calibration: timing {n} random networks end to end ({len(self.during)} timed during the build too)")
+        eta, bar = Eta([count(a).macs for a in self.archs]), _progress(n, "calibration", "network", show)
+        networks = []
+        for i, arch in enumerate(self.archs):
+            times = [self._time(arch)] + ([self.during[i]] if i in self.during else [])
+            networks.append({"keys": [e.key for e in arch_entries(arch.resolve())], "ms": statistics.mean(times),
+                             "timings_ms": [round(t, 5) for t in times]})  # after, then during (if any)
+            eta.tick()
+            if bar:
+                bar.update(1)
+            elif len(networks) in (1, n // 2):
+                log(eta.line("calibration networks"))
         if bar:
-            bar.update(1)
-        elif len(networks) in (1, n // 2):
-            log(eta.line("calibration networks"))
-    if bar:
-        bar.close()
-    return fit_calibration(model, networks)
+            bar.close()
+        self.meta.pop("calibration_during_build", None)
+        return fit_calibration(model, networks)
 
 
 def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int = 1,
-              max_entries: int | None = None, calibrate: int = 16, seed: int = 0, clock: str = "auto",
+              max_entries: int | None = None, calibrate: int = 32, seed: int = 0, clock: str = "auto",
               reference: bool = True, progress: bool = False,
-              log: Callable[[str], None] = print) -> LatencyModel:
-    """Measure the space's entries (all, or a stratified sample of ``max_entries``), appending
-    each to ``out`` as soon as it is measured; an existing file is resumed, not re-measured."""
+              log: Callable[[str], None] = print, minutes: float | None = None) -> LatencyModel:
+    """Measure the space's entries in :func:`entry_order` (a stratified sample at every prefix),
+    appending each to ``out`` as soon as it is measured, until ``max_entries`` are in the table or
+    this run has spent ``minutes`` (entries and calibration together; None or 0: no time limit);
+    an existing file is resumed, not re-measured."""
     from ...device_runner import resolve_clock
     from ...io import atomic_write_text, make_dir
     from ...machine import busy_warning
@@ -177,7 +242,8 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     todo = [e for e in entries if e.key not in done]
     log(f"{len(entries)} entries ({len(done)} already measured, {len(todo)} to go); "
         f"backend {backend}, {threads} thread(s)" + (f", then {calibrate} networks for the calibration"
-                                                     if calibrate else ""))
+                                                     if calibrate else "")
+        + (f"; time budget {minutes:g} min" if minutes else ""))
     busy = busy_warning()
     if busy:
         log(busy)
@@ -185,17 +251,23 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
     meta = _start_meta(space, backend, threads, clock, reference, old)
     meta_path = Path(str(out) + ".meta.json")
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
-    _measure_entries(out, todo, meta, log, progress)
+    deadline = t0 + 60 * minutes * (1 - (CALIBRATION_SHARE if calibrate else 0)) if minutes else None
+    calibration = Calibration(space, calibrate, seed, meta, meta_path, len(todo), t0, deadline) if calibrate else None
+    timed = _measure_entries(out, todo, meta, log, progress, deadline,
+                             calibration.between_entries if calibration else None)
     model = LatencyModel(read_rows(out), meta, out)
-    if calibrate:
-        meta["calibration"] = _calibrate(space, model, calibrate, seed, log, progress)
+    meta["entries_measured"] = len(model.rows)
+    if minutes:
+        meta["last_run"] = {"minutes_budget": minutes, "entries_timed": timed}
+    if calibration:
+        meta["calibration"] = calibration.fit(model, log, progress)
     meta["build_seconds"] = round(meta.get("build_seconds", 0.0) + time.perf_counter() - t0, 1)  # all runs
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return LatencyModel(model.rows, meta, out)
 
 
 def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: int = 3,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Predicted vs measured end-to-end latency of ``n`` random Archs of the LUT's space; each
     measured value is the median of ``times`` separate timings, so the check's own noise does not
     count as prediction error."""
@@ -212,16 +284,25 @@ def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: 
                            "rebuild the table with `ghostnas lut build` before checking it")
     load_at_start = load_1min()
     rng = random.Random(seed)
+    archs = [space.to_arch(space.sample(rng)) for _ in range(n)]
+    # ``times`` passes over all the networks rather than ``times`` timings in a row: the machine's
+    # drift over minutes then moves every network's median alike, and two checks agree
+    timings: list[list[float]] = [[] for _ in archs]
+    work = [(i, a) for _ in range(times) for i, a in enumerate(archs)]
+    eta, bar = Eta([count(a).macs for _, a in work]), _progress(len(work), "lut check", "timing", progress)
+    for done, (i, arch) in enumerate(work, start=1):
+        timings[i].append(model.measure_arch(arch))
+        eta.tick()
+        if bar:
+            bar.update(1)
+            bar.set_postfix_str(f"ETA ~{eta.seconds_left() / 60:.1f} min")
+        elif log and (done == 1 or done % max(1, len(work) // 10) == 0):
+            log(eta.line("timings"))
+    if bar:
+        bar.close()
     per_arch = []
-    iterator: Iterator[int] = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, unit="arch", desc="lut check")
-    for i in iterator:
-        arch = space.to_arch(space.sample(rng))
-        predicted = model.predict_arch(arch)
-        measured = model.measure_arch(arch, times)
+    for i, arch in enumerate(archs):
+        predicted, measured = model.predict_arch(arch), statistics.median(timings[i])
         per_arch.append({"arch": i, "predicted_ms": round(predicted, 4), "measured_ms": round(measured, 4),
                          "error_pct": round(100 * (predicted - measured) / measured, 2)})
     errs = [abs(p["error_pct"]) / 100 for p in per_arch]

@@ -151,29 +151,34 @@ def space_entries(space) -> list[Entry]:
     return list(seen.values())
 
 
-def select_entries(space, max_entries: int | None, seed: int,
-                   measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
-    """All of the space's entries, or a stratified sample: every stem/final/head entry, blocks
-    sampled evenly per network position (input size, stride, identity or projection shortcut).
+def entry_order(space, seed: int, measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
+    """Every entry of the space in the order a build measures them: the stem/final/head entries,
+    then the blocks dealt round-robin over network positions (input size, stride, identity or
+    projection shortcut), each position's blocks in a shuffle seeded by (seed, position) with the
+    entries already ``measured`` first.
 
-    Each position's blocks are shuffled by their own seeded generator and the first ones taken,
-    so a larger ``max_entries`` holds every entry of a smaller one; entries already ``measured``
-    (a table being resumed or grown) go first in their position. So raising ``--max-entries`` on an
-    existing table measures only the entries it adds."""
+    So any prefix is a stratified sample, a longer prefix holds every entry of a shorter one, and
+    a build stopped by its time budget or ``--max-entries`` leaves an even sample; raising either on
+    an existing table measures only the entries it adds."""
     entries = space_entries(space)
-    if not max_entries or len(entries) <= max_entries:
-        return entries
     fixed = [e for e in entries if e.kind != "block"]
     by_pos: dict[tuple, list[Entry]] = {}
     for e in entries:
         if e.kind == "block":
             by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
-    per = max(1, (max_entries - len(fixed)) // len(by_pos))
-    chosen = []
+    queues = []
     for pos, group in by_pos.items():
         order = list(group)
         random.Random(f"{seed}|{pos}").shuffle(order)
         order.sort(key=lambda e: e.key not in measured)  # stable: the measured first, shuffled order kept
-        chosen += order[:per]
-    return fixed + chosen
+        queues.append(order)
+    dealt = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+    return fixed + dealt
 
+
+def select_entries(space, max_entries: int | None, seed: int,
+                   measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
+    """All of the space's entries, or the first ``max_entries`` of :func:`entry_order` (a
+    stratified sample)."""
+    order = entry_order(space, seed, measured)
+    return order[:max_entries] if max_entries else order
