@@ -1,7 +1,7 @@
 """Does a latency table built with `lut build`'s defaults hold, here, at the time a user spends?
 Builds the default space's table with the defaults (20-minute budget, 1 thread), then runs
 `lut check` twice on 50 random networks, minutes apart, and writes
-results/benchmarks/lut_default_build.{json,md}. Run it on an otherwise idle machine (~26 min).
+results/benchmarks/lut_default_build[-BACKEND].{json,md}. Run it on an otherwise idle machine (~26 min).
 
     python benchmarks/lut_default_build.py [--backend onnxruntime] [--work /tmp/lut-default]
     python benchmarks/lut_default_build.py --report-only --work DIR   # DIR/table.csv, DIR/check1.json ...
@@ -72,9 +72,9 @@ def main() -> None:
               f"{r['kendall_tau']:.3f} | {r['load_1min']} |" for r in rows]
     lines += ["", f"The same 50 networks measured {100 * (drift - 1):+.1f}% (median) in check 2 against check 1: "
               "the machine's drift between checks, which moves the mean error."]
-    out = Path(args.out)
-    atomic_write_text(out / "lut_default_build.json", json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(out / "lut_default_build.md", "\n".join(lines) + "\n")
+    out, stem = Path(args.out), "lut_default_build" + ("" if meta["backend"] == "onnxruntime" else f"-{meta['backend']}")
+    atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

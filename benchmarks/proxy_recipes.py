@@ -10,6 +10,10 @@ resumes and several shards can share it. The reference is read from
 ``proxy_fidelity-<data>[-<device>].csv`` in the same folder (``--reference`` names another). A
 recipe's cost is the CPU's: time it here with ``--only paper-1.0x,paper-1.3x --threads 2`` (the
 costliest networks the search meets often), which lands in the CPU file beside the GPU one.
+
+``--family reference`` trains variants of the long reference instead (``REFERENCE_RECIPES``,
+into ``reference_recipes-*.csv``, no report): each row keeps its per-epoch curve, to see where
+a run that ends points below its other seeds went wrong.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ RECIPES: dict[str, dict] = {
     "e2-n3000-v2000": dict(epochs=2, train_subset=3000, val_subset=2000),
     "e1-n6000-v5000": dict(epochs=1, train_subset=6000, val_subset=5000),
 }
+# Changes to the "reference" protocol (the yardstick itself, trained on every training image and
+# scored on test; ``--family reference``): its seed noise caps every tau measured against it.
+REFERENCE_RECIPES: dict[str, dict] = {
+    "reference": {},  # lr 0.1 since 2026-11-29
+    "lr0.2": dict(lr=0.2),  # the reference before, whose runs sometimes stalled
+    "warmup1": dict(warmup_epochs=1.0),
+}
+FAMILIES = {"proxy": RECIPES, "reference": REFERENCE_RECIPES}
 
 
 def stem_for(data: str, device: torch.device, kind: str) -> str:
@@ -51,20 +63,27 @@ def stem_for(data: str, device: torch.device, kind: str) -> str:
 
 def measure(args, csv_path: Path, data, device) -> None:
     shard, shards = (int(v) for v in args.shard.split("/"))
+    recipes = FAMILIES[args.family]
+    if args.recipes:
+        unknown = set(args.recipes.split(",")) - set(recipes)
+        if unknown:
+            raise SystemExit(f"--recipes: unknown {sorted(unknown)}; {args.family} recipes: {sorted(recipes)}")
+        recipes = {k: v for k, v in recipes.items() if k in args.recipes.split(",")}
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["name", "recipe", "seed"])
     have = set(zip(done.name, done.recipe, done.seed.astype(int)))
     only = set(args.only.split(",")) if args.only else None
     networks = [(n, a) for i, (n, a) in enumerate(candidates(args.n_random))
                 if i % shards == shard and (only is None or n in only)]
     for seed in range(args.seeds):  # seed-major: a stopped run leaves whole seeds
-        for recipe, changes in RECIPES.items():
-            protocol = get_protocol("proxy", **changes).replace(seed=seed)
+        for recipe, changes in recipes.items():
+            protocol = get_protocol(args.family, **changes).replace(seed=seed)
             for name, arch in networks:
                 if (name, recipe, seed) in have:
                     continue
                 r = train(arch, data, protocol, device=str(device))
                 row = {"name": name, "recipe": recipe, "seed": seed, "acc": r.val_acc,
-                       "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device}
+                       "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device,
+                       "split": r.scored_on, "curve": " ".join(f"{h['val_acc']:.4f}" for h in r.history)}
                 merge_csv_row(csv_path, row, ("name", "recipe", "seed"))
                 print(json.dumps(row), flush=True)
 
@@ -143,6 +162,9 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--only", help="comma-separated network names (e.g. to time recipes on the CPU)")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="proxy",
+                    help="proxy (default): candidate proxies; reference: variants of the long reference")
+    ap.add_argument("--recipes", help="comma-separated recipe names (default: all of the family)")
     ap.add_argument("--reference", help="comma-separated proxy_fidelity CSVs holding the long runs "
                     "(default: this device's and the CPU's)")
     ap.add_argument("--device", help="cpu, cuda ... (default: a GPU when present)")
@@ -153,10 +175,13 @@ def main() -> None:
     # a report reads the files of the device named, which need not be here
     device = torch.device(args.device or "cpu") if args.report_only else pick_device(args.device)
     out = Path(args.out)
-    csv_path = out / f"{stem_for(args.data, device, 'proxy_recipes')}.csv"
+    csv_path = out / f"{stem_for(args.data, device, f'{args.family}_recipes')}.csv"
     if not args.report_only:
-        measure(args, csv_path, load_data(args.data), device)
-    if args.only:
+        data = load_data(args.data)
+        # the reference trains on train + validation and is scored on test, where there is one
+        measure(args, csv_path, data.for_test() if args.family == "reference" and data.x_test is not None else data,
+                device)
+    if args.only or args.family == "reference":
         return
     if args.reference:
         references = [Path(p) for p in args.reference.split(",")]
