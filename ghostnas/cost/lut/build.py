@@ -114,10 +114,9 @@ def _progress(total: int, what: str, unit: str, show: bool):
 
 
 # A fresh `lut build` measures for this long by default, then lets the predictor cover the
-# entries left: 20 minutes measured ~6,900 of the default space's 19,053 onnxruntime entries on
-# a 2-core AMD EPYC (docs/latency.md), and a stratified third of the space predicts whole networks
-# within a few percent. Machines differ several-fold in seconds per entry, so the default is a
-# time, not a count.
+# entries left: 20 minutes measured 15,007 of the default space's 19,053 onnxruntime entries on
+# a 2-core AMD EPYC, and its two checks put 100% and 96% of networks within 10% (docs/latency.md).
+# Machines differ several-fold in seconds per entry, so the default is a time, not a count.
 DEFAULT_BUILD_MINUTES = 20.0
 # the share of the time budget kept for the calibration networks timed after the entries
 CALIBRATION_SHARE = 0.08  # a 20-minute build spent ~66 s after its entries (32 networks, the fit)
@@ -269,8 +268,9 @@ def build_lut(space, backend: str, out: "str | os.PathLike[str]", threads: int =
 def check_lut(model: LatencyModel, space, n: int = 50, seed: int = 1234, times: int = 3,
               progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Predicted vs measured end-to-end latency of ``n`` random Archs of the LUT's space; each
-    measured value is the median of ``times`` separate timings, so the check's own noise does not
-    count as prediction error."""
+    measured value is the median of ``times`` separate timings, taken in passes over all the
+    networks, so the check's own noise and the machine's drift during it do not count as
+    prediction error."""
     from scipy.stats import kendalltau
 
     from ...machine import load_1min
