@@ -520,3 +520,14 @@ def test_a_table_timed_under_emulation_is_no_latency_budget_unless_allowed(tmp_p
     with pytest.raises(GhostNASError, match="timed under emulation.*--allow-emulated"):
         profilers_for(lut, load_space("tiny"))
     assert [p.name for p in profilers_for(lut, load_space("tiny"), allow_emulated=True)][-1] == "latency_ms"
+
+
+def test_a_tiny_max_entries_still_samples_every_position():
+    from ghostnas.cost.lut.keys import select_entries
+
+    space = load_space("tiny")
+    chosen = select_entries(space, 1, seed=0)
+    blocks = [e for e in chosen if e.kind == "block"]
+    positions = {(e.h, e.stride, e.cin == e.cout) for e in select_entries(space, None, 0) if e.kind == "block"}
+    assert {(e.h, e.stride, e.cin == e.cout) for e in blocks} == positions and len(blocks) == len(positions)
+    assert {"stem", "final", "head"} <= {e.kind for e in chosen}

@@ -179,6 +179,11 @@ def entry_order(space, seed: int, measured: "set[str] | frozenset[str]" = frozen
 def select_entries(space, max_entries: int | None, seed: int,
                    measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
     """All of the space's entries, or the first ``max_entries`` of :func:`entry_order` (a
-    stratified sample)."""
+    stratified sample), and never fewer than every stem/final/head entry and one block per network
+    position: the least a predictor can work from."""
     order = entry_order(space, seed, measured)
-    return order[:max_entries] if max_entries else order
+    if not max_entries:
+        return order
+    fixed = sum(e.kind != "block" for e in order)
+    positions = len({(e.h, e.stride, e.cin == e.cout) for e in order if e.kind == "block"})
+    return order[:max(max_entries, fixed + positions)]
