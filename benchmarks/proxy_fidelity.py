@@ -58,6 +58,13 @@ def candidates(n_random: int):
         seed += 1
 
 
+def stem_for(kind: str, data: str, device: torch.device) -> str:
+    """A benchmark's file stem: proxy_fidelity, proxy_fidelity-fashion-mnist, ...-cuda (a GPU's runs
+    are never mixed with the CPU's in one file)."""
+    stem = kind + ("" if data == DEFAULT_DATA else f"-{data.replace(':', '_')}")
+    return stem + ("" if device.type == "cpu" else f"-{device.type}")
+
+
 BOOTSTRAP_DRAWS = 2000
 
 
@@ -172,8 +179,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     out = Path(args.out)
-    stem = "proxy_fidelity" + ("" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}")
-    stem += "" if device.type == "cpu" else f"-{device.type}"
+    stem = stem_for("proxy_fidelity", args.data, device)
     csv_path = out / f"{stem}.csv"
     data = load_data(args.data)
     # On data with an official test set the proxy sees the search's view (train, scored on

@@ -28,7 +28,7 @@ import torch
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_fidelity import acc_column, candidates, tau_interval  # noqa: E402
+from proxy_fidelity import acc_column, candidates, stem_for, tau_interval  # noqa: E402
 
 from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
 from ghostnas.io import atomic_write_text, merge_csv_row  # noqa: E402
@@ -54,11 +54,6 @@ REFERENCE_RECIPES: dict[str, dict] = {
     "warmup1": dict(warmup_epochs=1.0),
 }
 FAMILIES = {"proxy": RECIPES, "reference": REFERENCE_RECIPES}
-
-
-def stem_for(data: str, device: torch.device, kind: str) -> str:
-    stem = f"{kind}" + ("" if data == DEFAULT_DATA else f"-{data.replace(':', '_')}")
-    return stem + ("" if device.type == "cpu" else f"-{device.type}")
 
 
 def measure(args, csv_path: Path, data, device) -> None:
@@ -175,7 +170,7 @@ def main() -> None:
     # a report reads the files of the device named, which need not be here
     device = torch.device(args.device or "cpu") if args.report_only else pick_device(args.device)
     out = Path(args.out)
-    csv_path = out / f"{stem_for(args.data, device, f'{args.family}_recipes')}.csv"
+    csv_path = out / f"{stem_for(f'{args.family}_recipes', args.data, device)}.csv"
     if not args.report_only:
         data = load_data(args.data)
         # the reference trains on train + validation and is scored on test, where there is one
@@ -186,8 +181,8 @@ def main() -> None:
     if args.reference:
         references = [Path(p) for p in args.reference.split(",")]
     else:  # this device's long runs, and the CPU's when both exist
-        references = [p for p in dict.fromkeys([out / f"{stem_for(args.data, device, 'proxy_fidelity')}.csv",
-                                                out / f"{stem_for(args.data, torch.device('cpu'), 'proxy_fidelity')}.csv"])
+        references = [p for p in dict.fromkeys([out / f"{stem_for('proxy_fidelity', args.data, device)}.csv",
+                                                out / f"{stem_for('proxy_fidelity', args.data, torch.device('cpu'))}.csv"])
                       if p.exists()]
     summary, lines = report(args, csv_path, references, device)
     stem = csv_path.stem

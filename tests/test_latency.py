@@ -26,7 +26,7 @@ def test_key_round_trip_and_coverage():
 
 def test_time_budget_stops_the_build_on_a_stratified_prefix_and_a_rerun_grows_it(tmp_path, monkeypatch):
     from ghostnas.cost.lut import build as build_module
-    from ghostnas.cost.lut.keys import entry_order
+    from ghostnas.cost.lut.keys import entry_order, position
 
     clock = {"now": 0.0}
     monkeypatch.setattr(build_module.time, "perf_counter", lambda: clock["now"])
@@ -56,8 +56,8 @@ def test_time_budget_stops_the_build_on_a_stratified_prefix_and_a_rerun_grows_it
     assert list(first) == order[:len(first)]  # the stem/final/head entries, then blocks dealt round-robin
     assert any("time budget spent" in m for m in messages)
     blocks = [e for e in entry_order(space, 0)[:40] if e.kind == "block"]
-    positions = {(e.h, e.stride, e.cin == e.cout) for e in blocks}
-    assert len(positions) > 1 and len({(e.h, e.stride, e.cin == e.cout) for e in blocks[:len(positions)]}) == len(positions)
+    positions = {position(e) for e in blocks}
+    assert len(positions) > 1 and len({position(e) for e in blocks[:len(positions)]}) == len(positions)
     build_lut(space, "torch", out, calibrate=0, reference=False, log=messages.append, minutes=1)
     grown = read_rows(out)
     assert len(grown) > len(first) and list(grown)[:len(first)] == list(first)
@@ -523,11 +523,11 @@ def test_a_table_timed_under_emulation_is_no_latency_budget_unless_allowed(tmp_p
 
 
 def test_a_tiny_max_entries_still_samples_every_position():
-    from ghostnas.cost.lut.keys import select_entries
+    from ghostnas.cost.lut.keys import position, select_entries
 
     space = load_space("tiny")
     chosen = select_entries(space, 1, seed=0)
     blocks = [e for e in chosen if e.kind == "block"]
-    positions = {(e.h, e.stride, e.cin == e.cout) for e in select_entries(space, None, 0) if e.kind == "block"}
-    assert {(e.h, e.stride, e.cin == e.cout) for e in blocks} == positions and len(blocks) == len(positions)
+    positions = {position(e) for e in select_entries(space, None, 0) if e.kind == "block"}
+    assert {position(e) for e in blocks} == positions and len(blocks) == len(positions)
     assert {"stem", "final", "head"} <= {e.kind for e in chosen}

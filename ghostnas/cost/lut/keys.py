@@ -151,6 +151,12 @@ def space_entries(space) -> list[Entry]:
     return list(seen.values())
 
 
+def position(e: Entry) -> tuple[int, int, bool]:
+    """A block's network position, the strata of a sampled table: input size, stride, and whether
+    its shortcut is the identity."""
+    return e.h, e.stride, e.cin == e.cout
+
+
 def entry_order(space, seed: int, measured: "set[str] | frozenset[str]" = frozenset()) -> list[Entry]:
     """Every entry of the space in the order a build measures them: the stem/final/head entries,
     then the blocks dealt round-robin over network positions (input size, stride, identity or
@@ -165,7 +171,7 @@ def entry_order(space, seed: int, measured: "set[str] | frozenset[str]" = frozen
     by_pos: dict[tuple, list[Entry]] = {}
     for e in entries:
         if e.kind == "block":
-            by_pos.setdefault((e.h, e.stride, e.cin == e.cout), []).append(e)
+            by_pos.setdefault(position(e), []).append(e)
     queues = []
     for pos, group in by_pos.items():
         order = list(group)
@@ -185,5 +191,5 @@ def select_entries(space, max_entries: int | None, seed: int,
     if not max_entries:
         return order
     fixed = sum(e.kind != "block" for e in order)
-    positions = len({(e.h, e.stride, e.cin == e.cout) for e in order if e.kind == "block"})
+    positions = len({position(e) for e in order if e.kind == "block"})
     return order[:max(max_entries, fixed + positions)]
