@@ -64,7 +64,7 @@ def block_cost(b: ResolvedBlock) -> tuple[int, int]:
     if attn == "dfc":  # GhostNetV2's DFC branch on the module's 2x2-pooled input: 1x1 conv to mid,
         # then depthwise (1, 5) and (5, 1) convs, each with BN (pool, sigmoid, upsample: not counted)
         params += cin * mid + 10 * mid + 6 * mid
-        macs += (h // 2) * (w // 2) * (cin * mid + 10 * mid)
+        macs += max(h // 2, 1) * max(w // 2, 1) * (cin * mid + 10 * mid)  # a 1-pixel map pools to itself
     if cin != cout or stride != 1:  # projection shortcut: depthwise k x k + 1x1
         params += cin * k * k + 2 * cin + cin * cout + 2 * cout
         macs += hw_out * (cin * k * k + cin * cout)

@@ -69,7 +69,10 @@ class GhostModule(nn.Module):
         x2 = self.cheap_operation(x1)
         out = torch.cat([x1, x2], dim=1)[:, : self.cout]
         if self.dfc:
-            gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2)))
+            # 2x2 as the official code; a map under 2 pixels (the last stages at a 32 px training
+            # resolution) pools to itself rather than to nothing
+            pool = (min(2, x.shape[-2]), min(2, x.shape[-1]))
+            gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=pool, stride=pool)))
             out = out * F.interpolate(gate, size=out.shape[-2:], mode="nearest")
         return out
 
