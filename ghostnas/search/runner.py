@@ -44,7 +44,7 @@ def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
 
     Why: one proxy run's seed noise is several points (results/benchmarks/proxy_fidelity.md), so
     the trial that scored best is partly a lucky seed (its 3-seed mean came out 3-7 points lower
-    in results/REPORT.md). Ranking the finalists by their mean over seeds picks more honestly.
+    in results/REPORT-mnist5k-clutter.md). Ranking the finalists by their mean over seeds picks more honestly.
     With ``confirm_protocol`` (e.g. ``long``) the finalists are re-trained under that protocol
     instead, and ranked by it alone (the trial's proxy score is not mixed in): a short proxy
     favours networks that learn fast, and a longer training is the closer judge of the end result.
@@ -59,7 +59,10 @@ def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
     protocol = ctx.protocol
     if cfg.confirm_protocol is not None:
         protocol = get_protocol(cfg.confirm_protocol).replace(seed=ctx.protocol.seed)
-    same = protocol == ctx.protocol
+    # a supernet's score is no training run: its finalists are trained on one more seed (0-2, not
+    # 1-2), and the trial's score never counts as one of them
+    trained = ctx.evaluator.name == "proxy"
+    same = protocol == ctx.protocol and trained
     path = ctx.run_dir / "confirm.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     for key, entry in done.items():  # entries written before protocols were recorded: the trials'
@@ -74,7 +77,7 @@ def confirm_best(ctx: Context, k: int) -> dict[str, Any]:
         key = str(int(row["number"]))
         accs = dict(done.get(key, {}).get("val_accs", {str(protocol.seed): float(row["val_acc"])} if same else {}))
         arch = trial_arch(ctx, row)
-        for seed in range(protocol.seed + 1, protocol.seed + 1 + cfg.confirm_seeds):
+        for seed in range(protocol.seed + trained, protocol.seed + 1 + cfg.confirm_seeds):
             if str(seed) not in accs:
                 accs[str(seed)] = train(arch, ctx.data, protocol.replace(seed=seed),
                                         device=cfg.device).val_acc
