@@ -54,13 +54,14 @@ def main() -> None:
                      "sd_error_pct": round(statistics.stdev(errors), 2), "load_1min": c["load_1min"]})
     drift = statistics.median(b["measured_ms"] / a["measured_ms"]
                               for a, b in zip(checks[0]["per_arch"], checks[1]["per_arch"]))
-    summary = {"device": meta["device"], "backend": meta["backend"], "backend_version": meta.get("backend_version"),
+    summary = {"space": meta["space_name"], "space_hash": meta["space_hash"], "device": meta["device"], "backend": meta["backend"], "backend_version": meta.get("backend_version"),
                "threads": meta["threads"], "build_seconds": meta["build_seconds"],
                "entries_measured": meta.get("entries_measured"), "entries_in_space": meta.get("entries_in_space"),
                "calibration_networks": len(meta["calibration"].get("networks", [])),
                "checks": rows, "measured_check2_over_check1_median": round(drift, 4)}
     d = meta["device"]
     lines = ["# A default-space table built with the defaults (benchmarks/lut_default_build.py)", "",
+             f"Space {meta['space_name']} (content {meta['space_hash']}); "
              f"{d['cpu']}, {d['cores']} cores, {meta['backend']} {meta.get('backend_version')}, {meta['threads']} thread, "
              f"{d['date']}; nothing else running. Build: {meta['build_seconds'] / 60:.1f} min, "
              f"{summary['entries_measured']:,} of {summary['entries_in_space']:,} entries measured (the predictor "

@@ -4,7 +4,7 @@
 
 Builds the tiny spaces' complete LUTs (tiny, and tiny-v2 with GhostNetV2's DFC choice) with each backend (torch, onnxruntime, and litert when the
 [tflite] extra is installed; 1 thread) into a temporary folder, checks each on random Archs, and
-checks the shipped default-space LUTs (results/luts/ghostnet-*.csv, build time from their metadata)
+checks the shipped ghostnet and ghostnet-v1 LUTs (results/luts/ghostnet-*.csv, build time from their metadata)
 on N random Archs each (a table whose backend is not installed here keeps its last row).
 ``--only SPACE:BACKEND`` re-measures just those rows; every other row is kept from the last
 lut_eval.json, each with its own date and load. Writes lut_eval.{json,md}.
@@ -66,11 +66,12 @@ def main() -> None:
                                     **summary(check_lut(model, space, n=args.n))}
     for path in SHIPPED:
         shipped = LatencyModel.load(path)
-        if shipped.meta["backend"] in backends and chosen("ghostnet", shipped.meta["backend"]):
-            fresh["ghostnet", shipped.meta["backend"]] = {
-                "space": "ghostnet", "backend": shipped.meta["backend"], "entries": len(shipped.rows),
+        space = shipped.space()  # ghostnet or ghostnet-v1 (the default space before the DFC choice)
+        if shipped.meta["backend"] in backends and chosen(space.name, shipped.meta["backend"]):
+            fresh[space.name, shipped.meta["backend"]] = {
+                "space": space.name, "backend": shipped.meta["backend"], "entries": len(shipped.rows),
                 "build_s": shipped.meta.get("build_seconds"), "date": describe(threads=1)["date"],
-                **summary(check_lut(shipped, load_space("ghostnet"), n=args.n))}
+                **summary(check_lut(shipped, space, n=args.n))}
     if wanted and wanted - set(fresh):
         raise SystemExit(f"nothing to measure for {sorted(wanted - set(fresh))}: "
                          f"backends here {backends}, shipped tables {SHIPPED}")

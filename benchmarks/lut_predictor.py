@@ -1,6 +1,6 @@
 """How many entries must a latency table measure? The predictor against a complete table.
 
-    python benchmarks/lut_predictor.py [--lut results/luts/ghostnet-onnxruntime-1t.csv]
+    python benchmarks/lut_predictor.py [--lut results/luts/ghostnet-v1-onnxruntime-1t.csv]
                                        [--sizes 1000 2000 4000 8000] [--networks 200]
 
 Needs a LUT that measured every entry of its space (the shipped onnxruntime one does). For each
@@ -34,7 +34,7 @@ def pct_stats(errors: list[float]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lut", default="results/luts/ghostnet-onnxruntime-1t.csv")
+    ap.add_argument("--lut", default="results/luts/ghostnet-v1-onnxruntime-1t.csv")  # complete: every entry measured
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     ap.add_argument("--networks", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)

@@ -2,7 +2,7 @@
 accuracy with inherited weights (BatchNorm recalibrated, no training) and the stand-alone long
 reference of benchmarks/proxy_fidelity.py, on the same networks, next to the 2-epoch proxy's tau.
 
-    python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe sandwich] [--epochs N]
+    python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe sandwich] [--epochs N] [--v1-only]
                                            [--threads 1] [--out results/benchmarks]
 
 Resumable: the supernet trains into results/runs/supernets/<data>-<recipe>-e<epochs>/ (checkpointed
@@ -41,6 +41,9 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--recipe", default="sandwich")
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--v1-only", action="store_true",
+                    help="train the supernet without the DFC choice (the default space before it had one; "
+                         "the mnist5k-clutter supernets were)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", default="results/benchmarks")
     args = ap.parse_args()
@@ -55,9 +58,9 @@ def main() -> None:
     if n_long == 0:
         raise SystemExit(f"{fidelity}: no network has a long run yet")
     protocol = get_supernet_protocol(args.recipe, epochs=args.epochs)
-    space = load_space("ghostnet")
+    space = load_space("ghostnet").v1_only() if args.v1_only else load_space("ghostnet")
     data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
-    folder = Path("results/runs/supernets") / f"{args.data.replace(':', '_')}-{protocol.name}-e{protocol.epochs}"
+    folder = Path("results/runs/supernets") / f"{args.data.replace(':', '_')}-{protocol.name}-e{protocol.epochs}-{space.name}"
     t0 = time.perf_counter()
     record = train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty(),
                             on_epoch=lambda e, loss: print(json.dumps({"epoch": e, "loss": round(loss, 4)}), flush=True))

@@ -305,6 +305,15 @@ class SearchSpace:
             total += n
         return total * len(self.width)
 
+    def v1_only(self) -> "SearchSpace":
+        """This space with GhostNet V1's modules only (no DFC choice): the default space as it was
+        before GhostNetV2's choice joined it, with the same content hash, so its samples, studies
+        and tables from then stay what they were (the benchmarks' fixed network lists use it)."""
+        if all(st.attn == ("v1",) for st in self.stages):
+            return self
+        return dataclasses.replace(self, name=f"{self.name}-v1", source=None,
+                                   stages=tuple(dataclasses.replace(st, attn=("v1",)) for st in self.stages))
+
     def digest(self) -> str:
         """A short hash of what the space contains (not its name or file): tables and studies built
         for it record it, so one built for another space is recognised."""
@@ -396,7 +405,8 @@ def space_from_dict(data: Any, source: str = "space") -> SearchSpace:
 
 
 def load_space(spec: "str | os.PathLike[str] | SearchSpace | None" = None) -> SearchSpace:
-    """A space from a YAML path or a shipped name (``ghostnet``, ``tiny``); default ``ghostnet``."""
+    """A space from a YAML path or a shipped name (``ghostnet``, ``tiny``); default ``ghostnet``.
+    A shipped name with ``-v1`` appended (``ghostnet-v1``) is that space without the DFC choice."""
     if isinstance(spec, SearchSpace):
         return spec
     text = os.fspath(spec) if spec is not None else "ghostnet"
@@ -405,9 +415,12 @@ def load_space(spec: "str | os.PathLike[str] | SearchSpace | None" = None) -> Se
         shipped = SPACES_DIR / f"{text}.yaml"
         if shipped.exists():
             path = shipped
+        elif text.endswith("-v1") and (SPACES_DIR / f"{text[:-3]}.yaml").exists():
+            return load_space(text[:-3]).v1_only()
         else:
             names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
-            raise GhostNASError(f"search space {text!r} not found; give a YAML path or one of {names}")
+            raise GhostNASError(f"search space {text!r} not found; give a YAML path or one of {names} "
+                                 "(a name with -v1 appended: that space without the DFC choice)")
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:

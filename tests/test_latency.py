@@ -202,12 +202,13 @@ def test_calibration_is_refitted_from_the_calibration_networks():
     assert LatencyModel(model.rows, moved).space().name == "tiny"
 
 
-def test_default_lut_ships_with_metadata():
-    meta = json.loads(open("results/luts/ghostnet-onnxruntime-1t.csv.meta.json").read())
+def test_complete_v1_lut_ships_with_metadata():
+    meta = json.loads(open("results/luts/ghostnet-v1-onnxruntime-1t.csv.meta.json").read())
     assert meta["backend"] == "onnxruntime" and meta["threads"] == 1 and meta["resolution"] == 224
     assert "cpu" in meta["device"] and len(meta["calibration"]["networks"]) >= 16
     assert meta["clock"] == "cpu" and meta["reference"]["ms"] > 0
-    model = LatencyModel.load("results/luts/ghostnet-onnxruntime-1t.csv")
+    model = LatencyModel.load("results/luts/ghostnet-v1-onnxruntime-1t.csv")
+    assert model.space().name == "ghostnet-v1"  # found by its name, its content hash checked
     # the figures the README quotes, from the shipped table (a change to keys or calibration shows)
     assert [round(model.predict_arch(f"paper-{w}x"), 3) for w in ("0.5", "1.0", "1.3")] == [5.106, 8.814, 14.564]
     # the table is complete and the paper networks are points of the space, so every entry is

@@ -144,16 +144,20 @@ def test_the_walk_matches_the_built_network():
         assert all((b.stage, b.index, b.cin) in possible for b in slots)
 
 
-def test_the_v2_space_offers_dfc_per_block_and_holds_the_paper_networks():
+def test_the_default_space_offers_dfc_per_block_and_holds_the_paper_networks():
     from ghostnas import load_arch
 
-    v2 = load_space("ghostnet-v2")
-    attn = [name for name, _ in v2.dimensions() if name.endswith("_attn")]
-    assert len(attn) == sum(max(st.depth) for st in v2.stages)  # one choice per block position
+    space = load_space("ghostnet")
+    attn = [name for name, _ in space.dimensions() if name.endswith("_attn")]
+    assert len(attn) == sum(max(st.depth) for st in space.stages)  # one choice per block position
     for name in ("paper-0.5x", "paper-1.0x", "paper-1.3x", "paper-v2-1.0x", "paper-v2-1.3x"):
         arch = load_arch(name)
-        back = v2.to_arch(v2.to_labels(arch))
+        back = space.to_arch(space.to_labels(arch))
         assert count(back)[:2] == count(arch)[:2] and [b.attn for _, _, b in back.blocks()] == \
             [b.attn for _, _, b in arch.blocks()], name
-    assert not load_space("ghostnet").contains(load_arch("paper-v2-1.0x"))  # V1's space has no DFC
-    assert load_space("ghostnet").digest() == "e794221382923aa7"  # unchanged by the V2 field: its tables stay valid
+    v1 = load_space("ghostnet-v1")  # the same space without the choice, as it was before it
+    assert v1.name == "ghostnet-v1" and not v1.dimensions()[-1][0].endswith("_attn")
+    assert not v1.contains(load_arch("paper-v2-1.0x")) and v1.contains(load_arch("paper-1.0x"))
+    assert v1.digest() == "e794221382923aa7"  # the V1 content hash of its tables and studies, unchanged
+    assert space.digest() != v1.digest() and v1.v1_only() is v1
+    assert [v1.sample_arch(s) for s in range(3)] == [space.v1_only().sample_arch(s) for s in range(3)]
