@@ -1,42 +1,34 @@
-"""Paper networks vs searched networks at the paper's three complexity levels.
+"""Paper networks vs searched networks at the paper's three complexity levels, decided on data the
+search never saw.
 
-    python benchmarks/reproduce_paper.py [--levels 0.5 1.0 1.3] [--trials 32] [--confirm 3]
+    python benchmarks/reproduce_paper.py --data fashion-mnist --supernet DIR --threads 1
+        [--levels 0.5 1.0 1.3] [--kinds macs latency] [--evaluators supernet proxy] [--seeds 3 4 5]
 
-For each paper GhostNet (0.5x, 1.0x, 1.3x; 42, 141, 227M MACs):
+For each paper GhostNet (0.5x, 1.0x, 1.3x; 42, 141, 227M MACs) and each budget kind (its MACs; its
+latency measured here with the LUT's backend, 1 thread, 224, batch 1), a search within that budget
+per evaluator (``supernet``: inherited weights of a supernet trained once; ``proxy``: a short
+training from scratch), on the validation split only. The found network of a search is its best
+by validation (``--confirm K``: its K best re-trained stand-alone on seeds 0-2, best mean;
+``--pick-long-seed S``: then the best of those by a longer training on seed S, still scored on
+validation). Then every compared network (the paper's three, every found one) is trained
+stand-alone under one evaluation protocol on ``--seeds`` (kept apart from every selection seed):
+with a test split (Fashion-MNIST, MNIST, CIFAR-10) the ``reference`` protocol on all training
+images, scored on the official test set; without one (mnist5k-clutter) the ``long`` protocol,
+scored on validation. Each found row carries its lead over the paper network of its level in
+points and the lead's paired standard error (paired by seed).
 
-1. the paper network under the proxy protocol on ``--seeds`` (mean, std) and under the 10x longer
-   protocol ("long", mean of ``--long-seeds``, default 0 and 1);
-2. a search with a MAC budget equal to the paper network's MACs, and one with a latency budget
-   equal to its latency measured here (onnxruntime, 1 thread, 224, batch 1; the shipped LUT's
-   clock and reference, so predicted and measured are like for like);
-3. the best found network (the baseline excluded) re-evaluated under the same protocol and seeds,
-   and under the long protocol.
+Verdict per (level, budget, evaluator): met when the found network is within the budget (MACs
+counted; latency measured, not predicted) and leads by >= 0.5 points with the lead >= 2 paired
+standard errors.
 
-Selection and evaluation use different seeds. The search trains each candidate on seed 0 and
-(``--confirm K``) re-trains its K best on seeds 1 and 2, picking the best mean of three; both
-networks are then evaluated on ``--seeds`` (default 3 4 5), which no selection has seen. Why: the
-earlier run picked on seed 0 and evaluated on seeds 0-2, and the found networks' means came out
-3-7 points below the score that picked them (winner's curse), which made "found beats paper" on
-the same seeds an optimistic number. ``--pick-long-seed S`` goes one step further: among the K
-confirmed finalists it picks by a long training on seed S (kept apart from ``--long-seeds``), since
-proxy leads of fast-learning, shallow networks did not survive the long training (about 10x a
-proxy run per finalist).
-
-Under a latency budget the search itself times its finalists here (``latency_check.json`` in its run
-folder) and the found network is picked among those measured within the budget: a table predicts
-within a few percent, and a network predicted just under the budget can measure just over it. That
-measurement is the one reported. Other latencies are measured once and cached (``latency-*.json``,
-with the network's digest: a different found network is re-measured). Measure on an idle machine: when
-levels ran in parallel processes, delete ``results/paper_vs_search/latency-found-*`` before the
-final pass over all levels, which then re-measures the found networks alone.
-
-Writes ``results/paper_vs_search.csv`` (one row per level, budget kind and model) and
-``results/REPORT.md``. Resumable: every training result is cached in
-``results/paper_vs_search/evals.json`` and the searches are ordinary resumable studies under
-``results/paper_vs_search/runs``. With 32 trials, ``--confirm 3`` and two long seeds, about 35-50
-minutes per level on one core (one thread). To use both cores, run levels in separate processes
-with ``--threads 1`` (they share the cache), then once with all levels to write the combined CSV
-and report from the cache (and to measure the found networks' latency alone, see above).
+Files: for ``--data fashion-mnist`` (the data every accuracy claim of the project uses)
+``results/paper_vs_search.csv`` and ``results/REPORT.md``, other data ``-<data>`` appended
+(``REPORT-mnist5k-clutter.md``). Resumable: every training result is cached in
+``<work>/evals.json`` (several processes may share it: run levels in parallel with
+``--threads 1``, then once with every level to write the combined table), searches are ordinary
+resumable studies under ``<work>/runs``, a missing supernet is trained (resumably) into
+``--supernet``. Latencies are measured once and cached (``latency-*.json``, with the network's
+digest); measure on an idle machine.
 """
 
 from __future__ import annotations
@@ -45,6 +37,7 @@ import argparse
 import hashlib
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -63,38 +56,47 @@ from ghostnas.space import load_space
 from ghostnas.train import get_protocol, train
 
 LUT = "results/luts/ghostnet-onnxruntime-1t.csv"
-COLUMNS = ["level", "budget", "model", "params", "macs", "latency_ms", "acc_mean", "acc_std", "seeds",
-           "acc_long", "acc_long_std", "long_seeds"]
+HEADLINE_DATA = "fashion-mnist"  # its files carry no suffix
+COLUMNS = ["level", "budget", "model", "evaluator", "data", "params", "macs", "latency_ms", "acc_mean", "acc_sd",
+           "seeds", "lead_points", "lead_se_points", "protocol", "split", "picked_by_val"]
+MIN_LEAD_POINTS = 0.5
+MIN_LEAD_SES = 2.0
 
 
 class Evals:
-    """Training results cached by (arch, protocol, seed), written after each one. Several
+    """Training results cached by (arch, protocol, seed, split), written after each one. Several
     processes (one per ``--levels`` value) may share the file."""
 
     def __init__(self, path: Path, data):
         self.path, self.data = path, data
         self.cache = json.loads(path.read_text()) if path.exists() else {}
 
-    def acc(self, arch: Arch, protocol: str, seed: int) -> float:
+    def acc(self, arch: Arch, protocol: str, seed: int, data=None) -> float:
+        data = data or self.data
         proto = get_protocol(protocol).replace(seed=seed)
-        key = hashlib.sha1(json.dumps([arch.to_dict(), proto.to_dict()], sort_keys=True).encode()).hexdigest()
+        parts = [arch.to_dict(), proto.to_dict()] + ([data.scored_on] if data.scored_on != "val" else [])
+        key = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
         if key not in self.cache:
-            r = train(arch, self.data, proto)
+            r = train(arch, data, proto)
             # merged under a lock: processes running other levels cache into the same file
             self.cache = merge_json(self.path, {key: {
                 "arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,
-                "seconds": round(r.seconds, 1)}})
-            print(f"  {arch.name} {protocol} seed {seed}: {r.val_acc:.4f} ({r.seconds:.0f} s)", flush=True)
+                "split": r.scored_on, "seconds": round(r.seconds, 1)}})
+            print(f"  {arch.name} {protocol} seed {seed} ({r.scored_on}): {r.val_acc:.4f} ({r.seconds:.0f} s)",
+                  flush=True)
         return self.cache[key]["val_acc"]
 
+    def training_hours(self) -> float:
+        return sum(e.get("seconds", 0.0) for e in self.cache.values()) / 3600
 
-def best_found(cfg: SearchConfig, space, evals: "Evals",
-               pick_long_seed: int | None = None) -> tuple[Arch | None, float | None, float | None]:
-    """The study's best non-baseline network, the score that made it best, and its latency as
-    the search measured it (None: not measured). The score is its mean over proxy seeds after
-    ``--confirm`` (else its single-seed score), or with ``pick_long_seed`` its long training on
-    that seed, the best by that of the confirmed finalists that met a latency budget when measured
-    (the search times them: ``search.runner.check_latency``)."""
+
+def best_found(cfg: SearchConfig, space, evals: Evals, pick_long_seed: int | None = None
+               ) -> tuple[Arch | None, float | None, float | None]:
+    """The study's best non-baseline network, the validation score that made it best, and its
+    latency as the search measured it (None: not measured). The score is its mean over proxy seeds
+    after ``--confirm`` (else the evaluator's score), or with ``pick_long_seed`` its long training
+    on that seed, the best by that of the confirmed finalists that met a latency budget when
+    measured (the search times them: ``search.runner.check_latency``)."""
     summary = run_search(cfg)
     confirmed = summary.get("confirmed", {})
     name = f"found-{cfg.study}"  # one name for every candidate: the evals cache keys on it
@@ -114,28 +116,25 @@ def best_found(cfg: SearchConfig, space, evals: "Evals",
     return space.to_arch(found["arch"], name=name), score, found.get("latency_ms_measured")
 
 
-def row(level: str, budget: str, model: str, arch: Arch, latency: float | None, evals: Evals,
-        seeds: list[int], long_seeds: list[int]) -> dict:
-    accs = [evals.acc(arch, "proxy", s) for s in seeds]
-    longs = [evals.acc(arch, "long", s) for s in long_seeds]
-    cost = count(arch)
-    return {"level": level, "budget": budget, "model": model, "params": cost.params, "macs": cost.macs,
-            "latency_ms": round(latency, 3) if latency is not None else None,
-            "acc_mean": round(statistics.mean(accs), 4),
-            "acc_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
-            "seeds": " ".join(map(str, seeds)), "acc_long": round(statistics.mean(longs), 4),
-            "acc_long_std": round(statistics.stdev(longs), 4) if len(longs) > 1 else 0.0,
-            "long_seeds": " ".join(map(str, long_seeds))}
+def evaluate(arch: Arch, evals: Evals, protocol: str, seeds: list[int], data) -> list[float]:
+    return [evals.acc(arch, protocol, s, data) for s in seeds]
+
+
+def lead(found: list[float], paper: list[float]) -> tuple[float, float]:
+    """Mean lead in points and its paired standard error (the same seeds: data order shared)."""
+    diffs = [100 * (f - p) for f, p in zip(found, paper)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return statistics.mean(diffs), se
 
 
 def block_table(paper: Arch, found: Arch) -> list[str]:
-    """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s and d, with the
-    found network beside the paper's; changed cells in bold. Rows pair blocks by stage and
-    position in the stage, so where the search dropped blocks the rest of the network still lines
-    up ("-" for a block one side lacks). k reads "-" where the kernel does not act (a stride-1
-    block with an identity shortcut has no depthwise conv), so a k the paper wrote there is not
-    counted as a change."""
-    lines = ["| stage.block | input | paper: k, #exp, #out, SE, s, d | found: k, #exp, #out, SE, s, d |",
+    """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s, d and the
+    expansion module (v1 / dfc), with the found network beside the paper's; changed cells in bold.
+    Rows pair blocks by stage and position in the stage, so where the search dropped blocks the
+    rest of the network still lines up ("-" for a block one side lacks). k reads "-" where the
+    kernel does not act (a stride-1 block with an identity shortcut has no depthwise conv), so a
+    k the paper wrote there is not counted as a change."""
+    lines = ["| stage.block | input | paper: k, #exp, #out, SE, s, d, module | found: k, #exp, #out, SE, s, d, module |",
              "|---|---|---|---|"]
     paper_blocks = {(b.stage, b.index): b for b in paper.resolve().blocks}
     found_blocks = {(b.stage, b.index): b for b in found.resolve().blocks}
@@ -144,7 +143,7 @@ def block_table(paper: Arch, found: Arch) -> list[str]:
         for b in (paper_blocks.get(pos), found_blocks.get(pos)):
             cells.append("-" if b is None else
                          [b.k if kernel_acts(b.cin, b.cout, b.stride) else "-", b.mid, b.cout,
-                          "yes" if b.se_channels else "-", b.s, b.d])
+                          "yes" if b.se_channels else "-", b.s, b.d, b.attn])
         if cells[0] != "-" and cells[1] != "-":
             cells[1] = [f"**{v}**" if v != p else str(v) for v, p in zip(cells[1], cells[0])]
         ref = paper_blocks.get(pos) or found_blocks[pos]
@@ -155,76 +154,31 @@ def block_table(paper: Arch, found: Arch) -> list[str]:
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--levels", type=float, nargs="+", default=[0.5, 1.0, 1.3])
-    ap.add_argument("--kinds", nargs="+", default=["macs", "latency"], choices=["macs", "latency"])
-    ap.add_argument("--trials", type=int, default=32)
-    ap.add_argument("--confirm", type=int, default=3, metavar="K",
-                    help="pick the found network by its mean over seeds 0-2 among the search's K best "
-                         "(0 = by its seed-0 score alone)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
-                    help="evaluation seeds for paper and found networks; keep them apart from the "
-                         "selection seeds (0, plus 1-2 with --confirm)")
-    ap.add_argument("--long-seeds", type=int, nargs="+", default=[0, 1],
-                    help="seeds of the 10x longer training; acc_long is their mean (one run's seed sd "
-                         "is about 1.5 points here, as large as the margins it judges)")
-    ap.add_argument("--pick-long-seed", type=int, metavar="S",
-                    help="pick the found network among the --confirm finalists by a long training on "
-                         "seed S (keep S out of --long-seeds): the proxy favours fast learners")
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--lut", default=LUT)
-    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    ap.add_argument("--out", default="results")
-    args = ap.parse_args()
-    if args.pick_long_seed is not None and args.pick_long_seed in args.long_seeds:
-        ap.error(f"--pick-long-seed {args.pick_long_seed} is also an evaluation seed (--long-seeds "
-                 f"{args.long_seeds}): selection and evaluation need different seeds")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    work = out / "paper_vs_search"
-    work.mkdir(parents=True, exist_ok=True)
-    evals = Evals(work / "evals.json", load_data(args.data))
-    space = load_space("ghostnet")
-    lut = LatencyModel.load(args.lut)
-    rows, report, search_scores = [], [], []
-    for width in args.levels:
-        level = f"{width:g}x"
-        paper = paper_arch(width, resolution=space.resolution, num_classes=space.num_classes,
-                           dropout=space.dropout)
-        paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
-        macs = count(paper).macs
-        budgets = {"macs": f"{macs}MACs", "latency": f"{paper_ms:.3f}ms"}
-        for kind in args.kinds:
-            budget = budgets[kind]
-            print(f"level {level}, budget {budget}", flush=True)
-            rows.append(row(level, budget, "paper", paper, paper_ms, evals, args.seeds, args.long_seeds))
-            cfg = SearchConfig(budgets=(budget,), data=args.data, trials=args.trials, seed=0,
-                               study=f"{level}-{kind}", out=str(work / "runs"), progress=False,
-                               lut=args.lut if kind == "latency" else None, threads=args.threads,
-                               confirm=args.confirm)
-            found, search_acc, found_ms = best_found(cfg, space, evals, args.pick_long_seed)
-            if found is None:
-                continue
-            search_scores.append(search_acc)
-            fpath = work / f"found-{level}-{kind}.json"
-            atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
-            if found_ms is None:  # a MAC budget: the search timed nothing
-                found_ms = measured_ms(work / f"latency-found-{level}-{kind}.json", found, lut)
-            rows.append(row(level, budget, "found", found, found_ms, evals, args.seeds, args.long_seeds))
-            run = Path(cfg.out) / cfg.study
-            plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
-                     for x in ("macs", "latency") if (run / f"acc_vs_{x}.png").exists()]
-            report += [f"### {level}, budget {budget}", "", f"Search: `{run}` (arch `{fpath.name}`); "
-                       f"found {len(found.resolve().blocks)} blocks vs the paper's "
-                       f"{len(paper.resolve().blocks)}.", "", *plots, "",
-                       *block_table(paper, found), ""]
-            atomic_write(out / "paper_vs_search.csv",
-                         lambda tmp: pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False))
-    write_report(out, pd.DataFrame(rows, columns=COLUMNS), report, search_scores, args,
-                 time.perf_counter() - t0)
+def changes(paper: Arch, found: Arch) -> list[str]:
+    """What the search changed against the paper network, counted, and where it spent the MACs."""
+    pb = {(b.stage, b.index): b for b in paper.resolve().blocks}
+    fb = {(b.stage, b.index): b for b in found.resolve().blocks}
+    both = sorted(pb.keys() & fb.keys())
+    counts = {"kernel": sum(kernel_acts(fb[p].cin, fb[p].cout, fb[p].stride) and fb[p].k != pb[p].k for p in both),
+              "expansion": sum(fb[p].mid != pb[p].mid for p in both),
+              "SE": sum(bool(fb[p].se_channels) != bool(pb[p].se_channels) for p in both),
+              "s": sum(fb[p].s != pb[p].s for p in both), "d": sum(fb[p].d != pb[p].d for p in both)}
+    dfc = [f"{p[0]}.{p[1]}" for p in sorted(fb) if fb[p].attn == "dfc"]
+
+    def by_stage(arch: Arch) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for layer in count(arch).layers:
+            key = f"stage {layer.name.split('.')[1]}" if layer.name.startswith("blocks.") else layer.name
+            out[key] = out.get(key, 0.0) + layer.macs / 1e6
+        return out
+
+    mp, mf = by_stage(paper), by_stage(found)
+    spent = ", ".join(f"{k} {mp.get(k, 0):.1f}->{mf.get(k, 0):.1f}" for k in dict.fromkeys([*mp, *mf]))
+    return [f"- Width {paper.width:g} -> {found.width:g}; blocks {len(pb)} -> {len(fb)} "
+            f"({len(pb.keys() - fb.keys())} dropped); of the {len(both)} blocks both have, changed: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items()) + "; DFC attention in "
+            + (f"{len(dfc)} blocks ({', '.join(dfc)})" if dfc else "no block") + ".",
+            f"- MMACs by part, paper -> found: {spent}."]
 
 
 def measured_ms(path: Path, arch, lut: LatencyModel) -> float:
@@ -247,119 +201,176 @@ def measured_ms(path: Path, arch, lut: LatencyModel) -> float:
     return ms
 
 
-def limits(df: pd.DataFrame, search_scores: list[float], args) -> list[str]:
-    """The noise the verdicts stand on, from this run and from benchmarks/proxy_fidelity.py."""
-    lines = [f"- Proxy seed spread here: sd {df.acc_std.min():.3f}-{df.acc_std.max():.3f} over "
-             f"{df.seeds.iloc[0].count(' ') + 1} seeds; the mean of three has about 1/1.7 of that."]
-    by_long = args.pick_long_seed is not None
-    found = df[df.model == "found"]["acc_long" if by_long else "acc_mean"].tolist()
-    if search_scores and len(search_scores) == len(found):
-        drops = [100 * (m - s) for s, m in zip(search_scores, found)]
-        picked = (f"its long training on seed {args.pick_long_seed}" if by_long else
-                  f"its mean over seeds 0-{CONFIRM_SEEDS}" if args.confirm else "seed 0")
-        seeds = args.long_seeds if by_long else args.seeds
-        lines.append(f"- Winner's curse: each search picked its best network by {picked}; re-evaluated "
-                     f"on {'long ' if by_long else ''}seeds {' '.join(map(str, seeds))}, its mean was "
-                     f"{min(drops):+.1f} to {max(drops):+.1f} points off the score that picked it.")
-    fidelity = Path("results/benchmarks/proxy_fidelity.json")
-    measured = json.loads(fidelity.read_text()) if fidelity.exists() else {}
-    noise = measured.get("noise", {})
-    if "proxy_seed_tau" in noise:
-        lines.append(f"- The proxy's rankings of {measured['n']} networks under seeds 0 and 1 agree at only Kendall tau "
-                     f"{noise['proxy_seed_tau']:.2f} (one run's seed sd {noise['proxy_seed_sd']:.3f}), "
-                     "see `results/benchmarks/proxy_fidelity.md`.")
-    if "long_seed_sd" in noise:
-        n = len(args.long_seeds)
-        sd = noise.get("long_seed_sd_robust", noise["long_seed_sd"])  # median-based: one diverged run aside
-        lines.append(f"- The long training is the mean of {n} seed(s); one run's seed sd is about {sd:.3f} "
-                     f"(median-based; pooled {noise['long_seed_sd']:.3f}, {noise['long_pairs']} networks trained "
-                     f"long at least twice in proxy_fidelity, where a run now and then falls far behind), so a long-training "
-                     f"margin between two such means has an sd of about {100 * sd * (2 / n) ** 0.5:.1f} points.")
-        if "long_seed_tau" in noise:
-            tau = noise.get("long_seed_tau_all_pairs", noise["long_seed_tau"])
-            lines.append(f"- Two long runs of the same {measured['n']} networks rank them alike at only Kendall "
-                         f"tau {tau:.2f}{' (averaged over every pair of seeds)' if 'long_seed_tau_all_pairs' in noise else ''}"
-                         ": at this data size the networks differ little "
-                         "after long training, and a verdict on one network pair is close to a coin toss "
-                         "unless its margin is several points.")
-    if len(args.long_seeds) > 1:
-        nets = df.drop_duplicates(subset=["params", "macs", "acc_long"])  # a paper row appears per budget
-        pooled = float((nets.acc_long_std ** 2).mean() ** 0.5)
-        lines.append(f"- In this run, {len(nets)} networks trained long on seeds {args.long_seeds}: one run's "
-                     f"seed sd {pooled:.3f} (pooled), at most {nets.acc_long_std.max():.3f} for one network.")
-    lines += timing_repeats(Path(args.out) / "paper_vs_search")
-    lines.append("- A 2-epoch proxy can favour networks that learn fast over networks that end up "
-                 "better: compare each found network's depth (block count below) with its proxy and "
-                 "long-training margins.")
-    return lines
+def ensure_supernet(folder: Path, space, data_spec: str, recipe: str, epochs: int | None) -> None:
+    """Train the supernet the search needs when ``folder`` has none yet (resumes a partial one)."""
+    from ghostnas.supernet import get_supernet_protocol, train_supernet
+
+    record = folder / "supernet.json"
+    protocol = get_supernet_protocol(recipe, epochs=epochs)
+    if record.exists() and json.loads(record.read_text()).get("epochs_done", 0) >= protocol.epochs:
+        return
+    data = load_data(data_spec, seed=protocol.seed, folder_size=protocol.resolution)
+    print(f"training the supernet into {folder} ({protocol.name}, {protocol.epochs} epochs)", flush=True)
+    train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty())
 
 
-def timing_repeats(work: Path) -> list[str]:
-    """A paper network timed twice, where its latency study kept it as the baseline: when its
-    budget was set, and again by the search's latency check (same table and reference block)."""
-    pairs = []
-    for check in sorted(work.glob("runs/*-latency/latency_check.json")):
-        level = check.parent.name.split("-")[0]
-        trials = pd.read_csv(check.parent / "trials.csv")
-        base = trials[trials.baseline]
-        entry = json.loads(check.read_text()).get(str(int(base.number.iloc[0]))) if len(base) else None
-        if entry and float(base.width.iloc[0]) == float(level.rstrip("x")):
-            first = json.loads((work / f"latency-paper-{level}.json").read_text())["ms"]
-            pairs.append(f"paper {level} {first:.2f} ms, then {entry['measured_ms']:.2f} ms")
-    if not pairs:
-        return []
-    return [f"- One network timed twice, hours apart (when its budget was set, and by the search's "
-            f"latency check), differs by a few percent even against the reference block: "
-            f"{'; '.join(pairs)}. A found network within ~2% of its budget is within that noise; the "
-            "search's check times its finalists and the baseline in one session."]
+def verdict(f: pd.Series, p: pd.Series) -> str:
+    macs_budget = f.budget.endswith("MACs")
+    over = f.macs > p.macs if macs_budget else f.latency_ms > p.latency_ms
+    cost = (f"{f.macs / 1e6:.1f}M MACs vs {p.macs / 1e6:.1f}M" if macs_budget
+            else f"measured {f.latency_ms:.2f} ms vs {p.latency_ms:.2f} ms")
+    short = [why for why, bad in (
+        (f"lead {f.lead_points:+.2f} points, under {MIN_LEAD_POINTS}", f.lead_points < MIN_LEAD_POINTS),
+        (f"lead under {MIN_LEAD_SES:g} paired SE ({f.lead_se_points:.2f})",
+         not f.lead_points >= MIN_LEAD_SES * f.lead_se_points),
+        (f"over the budget: {cost}", over)) if bad]
+    return (f"found {f.lead_points:+.2f} ± {f.lead_se_points:.2f} points (paired SE) at {cost}: "
+            + ("target met" if not short else "target NOT met (" + "; ".join(short) + ")"))
 
 
-def write_report(out: Path, df: pd.DataFrame, blocks: list[str], search_scores: list[float], args,
-                 seconds: float) -> None:
+def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: Evals, eval_protocol: str,
+                 split: str, n_scored: int, seconds: float) -> None:
     m = describe(threads=torch.get_num_threads())
-    proxy, long = get_protocol("proxy"), get_protocol("long")
-    lines = ["# Paper GhostNets vs searched networks (benchmarks/reproduce_paper.py)", "",
-             f"Data `{args.data}`; {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch "
-             f"{m.get('torch')} CPU; {m['date']}; this run took {seconds / 60:.1f} min (cached "
-             "results are not re-run).", "",
-             f"- proxy protocol: {proxy.to_dict()}; seeds {args.seeds}",
-             f"- long protocol (10x the images): {long.to_dict()}; seeds {args.long_seeds}, mean",
-             f"- search: TPE, median pruner, {args.trials} trials per study, the paper network as trial 0; "
-             + (f"found = best mean over seeds 0-{CONFIRM_SEEDS} among the {args.confirm} best by seed 0 (`--confirm`)"
-                if args.confirm else "found = best by seed 0")
-             + (f", then the best of those {args.confirm} by a long training on seed {args.pick_long_seed} "
-                "(`--pick-long-seed`)" if args.pick_long_seed is not None else ""),
-             "- latency: onnxruntime 1 thread, batch 1, 224, measured against the LUT's reference "
-             f"block (`{args.lut}`); budgets in ms are the paper network's measured latency", "",
-             "| level | budget | model | params | MMACs | latency ms | proxy acc (mean ± std) | "
-             f"long acc (mean of {len(args.long_seeds)}) |",
-             "|---|---|---|---|---|---|---|---|"]
+    proto = get_protocol(eval_protocol)
+    lines = [f"# Paper GhostNets vs searched networks on {args.data} (benchmarks/reproduce_paper.py)", "",
+             f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m.get('torch')}; {m['date']}. "
+             f"Training in the cache so far: {evals.training_hours():.1f} h (this run {seconds / 60:.1f} min; "
+             "cached results are not re-run).", "",
+             f"- Evaluation: `{eval_protocol}` protocol ({proto.to_dict()}), seeds {args.seeds}, scored on the "
+             f"{split} split ({n_scored:,} images), which no search or pick saw.",
+             f"- Searches: evaluators {args.evaluators}; {args.trials} trials (proxy), {args.supernet_trials} "
+             "(supernet); the paper network as trial 0; found = "
+             + (f"best mean over seeds 0-{CONFIRM_SEEDS} among the {args.confirm} best (`--confirm`)" if args.confirm
+                else "best by the evaluator's score")
+             + (f", then the best of those by a long training on seed {args.pick_long_seed}" if args.pick_long_seed
+                is not None else "") + ", all on the validation split.",
+             f"- Latency: the LUT's backend, 1 thread, batch 1, 224, measured (`{args.lut}`); a latency budget is "
+             "the paper network's measured latency.",
+             f"- Target: within budget and a lead of >= {MIN_LEAD_POINTS} points with >= {MIN_LEAD_SES:g} paired SE.", "",
+             "| level | budget | model | evaluator | params | MMACs | latency ms | acc (mean ± sd) | seeds | lead (points ± SE) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
-        lines.append(f"| {r.level} | {r.budget} | {r.model} | {r.params / 1e6:.2f}M | {r.macs / 1e6:.1f} | "
-                     f"{r.latency_ms:.2f} | {r.acc_mean:.4f} ± {r.acc_std:.4f} | {r.acc_long:.4f} |")
-    lines += ["", "## Verdict per level", ""]
+        led = "" if r.model == "paper" else f"{r.lead_points:+.2f} ± {r.lead_se_points:.2f}"
+        lines.append(f"| {r.level} | {r.budget} | {r.model} | {r.evaluator or '-'} | {r.params / 1e6:.2f}M | "
+                     f"{r.macs / 1e6:.1f} | {r.latency_ms:.2f} | {r.acc_mean:.4f} ± {r.acc_sd:.4f} | {r.seeds} | {led} |")
+    lines += ["", "## Verdict per budget", ""]
     for (level, budget), sub in df.groupby(["level", "budget"], sort=False):
-        p, f = sub[sub.model == "paper"], sub[sub.model == "found"]
-        if p.empty or f.empty:
-            lines.append(f"- {level} {budget}: no found network yet")
-            continue
-        p, f = p.iloc[0], f.iloc[0]
-        d, dl = 100 * (f.acc_mean - p.acc_mean), 100 * (f.acc_long - p.acc_long)
-        # the search held the found network to the budget by MACs or by the LUT's prediction; the
-        # target is about what it costs when measured
-        over = (f.macs > p.macs) if budget.endswith("MACs") else (f.latency_ms > p.latency_ms)
-        cost = (f"{f.macs / 1e6:.1f}M MACs vs {p.macs / 1e6:.1f}M" if budget.endswith("MACs")
-                else f"measured {f.latency_ms:.2f} ms vs {p.latency_ms:.2f} ms")
-        short = [why for why, bad in (("proxy lead under 1 point", d < 1.0),
-                                      ("lead lost under the long training", dl <= 0),
-                                      (f"over the paper's cost: {cost}", over)) if bad]
-        lines.append(f"- {level}, {budget}: found {d:+.2f} points (proxy, mean of seeds), {dl:+.2f} "
-                     f"points (long training): "
-                     f"{'target met' if not short else 'target NOT met (' + '; '.join(short) + ')'}")
-    lines += ["", "## What limits these numbers", "", *limits(df, search_scores, args), "",
-              "## Architectures (paper vs found)", "", *blocks]
-    atomic_write_text(out / "REPORT.md", "\n".join(lines) + "\n")
+        p = sub[sub.model == "paper"].iloc[0]
+        found = sub[sub.model == "found"]
+        if found.empty:
+            lines.append(f"- {level}, {budget}: no found network yet")
+        for _, f in found.iterrows():
+            lines.append(f"- {level}, {budget}, {f.evaluator}: {verdict(f, p)}")
+    sds = df.drop_duplicates(subset=["params", "macs", "acc_mean"]).acc_sd
+    p_mean = float(df.acc_mean.mean())
+    lines += ["", "## What limits these numbers", "",
+              f"- One run's seed sd, pooled over the {len(sds)} networks: {100 * float((sds ** 2).mean() ** 0.5):.2f} "
+              f"points (largest {100 * float(sds.max()):.2f}); the {split} split's binomial SE at "
+              f"{100 * p_mean:.1f}%: {100 * (p_mean * (1 - p_mean) / n_scored) ** 0.5:.2f} points per run.",
+              "- Pairing by seed removes what two networks share on one seed (data order), not the rest of "
+              "the seed noise; with 3 seeds the paired SE is itself uncertain (a t with 2 degrees of freedom).",
+              "", "## Architectures (paper vs found)", "", *blocks]
+    atomic_write_text(path, "\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--levels", type=float, nargs="+", default=[0.5, 1.0, 1.3])
+    ap.add_argument("--kinds", nargs="+", default=["macs", "latency"], choices=["macs", "latency"])
+    ap.add_argument("--evaluators", nargs="+", choices=["proxy", "supernet"],
+                    help="default: supernet and proxy with --supernet, else proxy")
+    ap.add_argument("--supernet", help="the supernet folder (trained here first when it has none)")
+    ap.add_argument("--supernet-recipe", default="sandwich")
+    ap.add_argument("--supernet-epochs", type=int)
+    ap.add_argument("--trials", type=int, default=32, help="trials of a proxy search")
+    ap.add_argument("--supernet-trials", type=int, default=500, help="trials of a supernet search")
+    ap.add_argument("--confirm", type=int, default=3, metavar="K",
+                    help="pick the found network by its mean over seeds 0-2 among the search's K best "
+                         "(0 = by the evaluator's score alone)")
+    ap.add_argument("--pick-long-seed", type=int, metavar="S",
+                    help="then pick among the --confirm finalists by a long training on seed S, on validation")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
+                    help="evaluation seeds (>= 3 for the target); keep them apart from the selection seeds")
+    ap.add_argument("--eval-protocol", help="default: reference when the data has a test split, else long")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--lut", default=LUT)
+    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ap.add_argument("--out", default="results")
+    args = ap.parse_args()
+    args.evaluators = args.evaluators or (["supernet", "proxy"] if args.supernet else ["proxy"])
+    if "supernet" in args.evaluators and not args.supernet:
+        ap.error("the supernet evaluator needs --supernet DIR")
+    if args.pick_long_seed is not None and args.pick_long_seed in args.seeds:
+        ap.error(f"--pick-long-seed {args.pick_long_seed} is also an evaluation seed: selection and "
+                 "evaluation need different seeds")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    suffix = "" if args.data == HEADLINE_DATA else f"-{args.data.replace(':', '_')}"
+    work = out / f"paper_vs_search{suffix}"
+    work.mkdir(parents=True, exist_ok=True)
+    data = load_data(args.data)
+    scored = data.for_test() if data.x_test is not None else data
+    eval_protocol = args.eval_protocol or ("reference" if data.x_test is not None else "long")
+    evals = Evals(work / "evals.json", data)
+    space = load_space("ghostnet")
+    lut = LatencyModel.load(args.lut)
+    if "supernet" in args.evaluators:
+        ensure_supernet(Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs)
+    rows, blocks = [], []
+    for width in args.levels:
+        level = f"{width:g}x"
+        paper = paper_arch(width, resolution=space.resolution, num_classes=space.num_classes, dropout=space.dropout)
+        paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
+        paper_accs = evaluate(paper, evals, eval_protocol, args.seeds, scored)
+        cost = count(paper)
+        budgets = {"macs": f"{cost.macs}MACs", "latency": f"{paper_ms:.3f}ms"}
+        common = {"level": level, "data": args.data, "seeds": " ".join(map(str, args.seeds)),
+                  "protocol": eval_protocol, "split": scored.scored_on}
+        for kind in args.kinds:
+            budget = budgets[kind]
+            rows.append({**common, "budget": budget, "model": "paper", "evaluator": "", "params": cost.params,
+                         "macs": cost.macs, "latency_ms": round(paper_ms, 3),
+                         "acc_mean": round(statistics.mean(paper_accs), 4),
+                         "acc_sd": round(statistics.stdev(paper_accs), 4) if len(paper_accs) > 1 else 0.0})
+            for evaluator in args.evaluators:
+                print(f"level {level}, budget {budget}, {evaluator} search", flush=True)
+                supernet = evaluator == "supernet"
+                cfg = SearchConfig(budgets=(budget,), data=args.data, seed=0, study=f"{level}-{kind}-{evaluator}",
+                                   trials=args.supernet_trials if supernet else args.trials,
+                                   supernet=args.supernet if supernet else None, out=str(work / "runs"),
+                                   progress=False, lut=args.lut if kind == "latency" else None,
+                                   threads=args.threads, confirm=args.confirm)
+                found, picked_by, found_ms = best_found(cfg, space, evals, args.pick_long_seed)
+                if found is None:
+                    continue
+                fpath = work / f"found-{level}-{kind}-{evaluator}.json"
+                atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
+                if found_ms is None:  # a MAC budget: the search timed nothing
+                    found_ms = measured_ms(work / f"latency-found-{level}-{kind}-{evaluator}.json", found, lut)
+                accs = evaluate(found, evals, eval_protocol, args.seeds, scored)
+                points, se = lead(accs, paper_accs)
+                fc = count(found)
+                rows.append({**common, "budget": budget, "model": "found", "evaluator": evaluator,
+                             "params": fc.params, "macs": fc.macs, "latency_ms": round(found_ms, 3),
+                             "acc_mean": round(statistics.mean(accs), 4),
+                             "acc_sd": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+                             "lead_points": round(points, 2), "lead_se_points": round(se, 2),
+                             "picked_by_val": round(picked_by, 4)})
+                run = Path(cfg.out) / cfg.study
+                plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
+                         for x in ("macs", "latency") if (run / f"acc_vs_{x}.png").exists()]
+                blocks += [f"### {level}, budget {budget}, {evaluator} search", "",
+                           f"Search: `{run}` (arch `{fpath.name}`).", "", *changes(paper, found), "", *plots, "",
+                           *block_table(paper, found), ""]
+                atomic_write(out / f"paper_vs_search{suffix}.csv",
+                             lambda tmp: pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
+    write_report(out / f"REPORT{suffix}.md", df, blocks, args, evals, eval_protocol, scored.scored_on,
+                 len(scored.y_val), time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
