@@ -5,7 +5,8 @@ search never saw.
         [--levels 0.5 1.0 1.3] [--kinds macs latency] [--evaluators supernet proxy] [--seeds 3 4 5]
 
 For each paper GhostNet (0.5x, 1.0x, 1.3x; 42, 141, 227M MACs) and each budget kind (its MACs; its
-latency measured here with the LUT's backend, 1 thread, 224, batch 1), a search within that budget
+latency here with the LUT's backend, 1 thread, 224, batch 1: the search's budget is the paper
+network as the table predicts it, the verdict compares measured times), a search within that budget
 per evaluator (``supernet``: inherited weights of a supernet trained once; ``proxy``: a short
 training from scratch), on the validation split only. The found network of a search is its best
 by validation (``--confirm K``: its K best re-trained stand-alone on seeds 0-2, best mean;
@@ -244,8 +245,8 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
                 else "best by the evaluator's score")
              + (f", then the best of those by a long training on seed {args.pick_long_seed}" if args.pick_long_seed
                 is not None else "") + ", all on the validation split.",
-             f"- Latency: the LUT's backend, 1 thread, batch 1, 224, measured (`{args.lut}`); a latency budget is "
-             "the paper network's measured latency.",
+             f"- Latency: the LUT's backend, 1 thread, batch 1, 224 (`{args.lut}`); a latency search's budget is the "
+             "paper network as the table predicts it; the latencies below are measured, and so is the verdict.",
              f"- Target: within budget and a lead of >= {MIN_LEAD_POINTS} points with >= {MIN_LEAD_SES:g} paired SE.", "",
              "| level | budget | model | evaluator | params | MMACs | latency ms | acc (mean ± sd) | seeds | lead (points ± SE) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -326,7 +327,11 @@ def main() -> None:
         paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
         paper_accs = evaluate(paper, evals, eval_protocol, args.seeds, scored)
         cost = count(paper)
-        budgets = {"macs": f"{cost.macs}MACs", "latency": f"{paper_ms:.3f}ms"}
+        # the search reads latency from the table, so its budget is the paper network as the table
+        # predicts it: a table off by a few percent for this network (the default onnxruntime one
+        # reads paper-0.5x 4.6% over its measured time) would otherwise put the paper network itself
+        # over its own budget and leave the search almost nothing to find. Verdicts compare measured times.
+        budgets = {"macs": f"{cost.macs}MACs", "latency": f"{lut.predict_arch(paper):.3f}ms"}
         common = {"level": level, "data": args.data, "seeds": " ".join(map(str, args.seeds)),
                   "protocol": eval_protocol, "split": scored.scored_on}
         for kind in args.kinds:
