@@ -38,7 +38,7 @@ def test_arch_sample_writes_loadable_json(capsys, tmp_path):
 def test_space_show(capsys):
     code, out, _ = run_cli(capsys, "space", "show", "--json")
     data = json.loads(out)
-    assert data["paper_points"] == ["paper-0.5x", "paper-1.0x", "paper-1.3x"]
+    assert data["paper_points"] == ["paper-0.5x", "paper-1.0x", "paper-1.3x", "paper-v2-1.0x", "paper-v2-1.3x"]
     assert data["size"] > 10**20 and "s6_b3_exp" in data["labels"]
 
 

@@ -147,7 +147,7 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
     assert main(argv + ["--trials", "30", "--confirm", "1"]) == 0
     capsys.readouterr()
     confirm = json.loads((tmp_path / "runs" / "s" / "confirm.json").read_text())
-    assert len(confirm) == 2 and all(set(e["val_accs"]) == {"0", "1", "2"} for e in confirm.values())
+    assert confirm and all(set(e["val_accs"]) == {"0", "1", "2"} for e in confirm.values())  # tiny: no baseline
     # the best trial's recalibrated inherited weights are kept and export
     assert main(["export", "best", "--runs", str(tmp_path / "runs"), "--study", "s", "--with-weights",
                  "--format", "pt", "--out", str(tmp_path / "exp"), "--json"]) == 0
