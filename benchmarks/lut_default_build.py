@@ -54,7 +54,8 @@ def main() -> None:
                      "sd_error_pct": round(statistics.stdev(errors), 2), "load_1min": c["load_1min"]})
     drift = statistics.median(b["measured_ms"] / a["measured_ms"]
                               for a, b in zip(checks[0]["per_arch"], checks[1]["per_arch"]))
-    summary = {"space": meta["space_name"], "space_hash": meta["space_hash"], "device": meta["device"], "backend": meta["backend"], "backend_version": meta.get("backend_version"),
+    summary = {"space": meta["space_name"], "space_hash": meta["space_hash"], "device": meta["device"],
+               "backend": meta["backend"], "backend_version": meta.get("backend_version"),
                "threads": meta["threads"], "build_seconds": meta["build_seconds"],
                "entries_measured": meta.get("entries_measured"), "entries_in_space": meta.get("entries_in_space"),
                "calibration_networks": len(meta["calibration"].get("networks", [])),

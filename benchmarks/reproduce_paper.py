@@ -310,6 +310,12 @@ def main() -> None:
     t0 = time.perf_counter()
     out = Path(args.out)
     suffix = "" if args.data == HEADLINE_DATA else f"-{args.data.replace(':', '_')}"
+
+    def save_table(rows: list[dict]) -> pd.DataFrame:  # after each found network, and at the end
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
+        return df
+
     work = out / f"paper_vs_search{suffix}"
     work.mkdir(parents=True, exist_ok=True)
     data = load_data(args.data)
@@ -372,10 +378,8 @@ def main() -> None:
                 blocks += [f"### {level}, budget {budget}, {evaluator} search", "",
                            f"Search: `{run}` (arch `{fpath.name}`).", "", *changes(paper, found), "", *plots, "",
                            *block_table(paper, found), ""]
-                atomic_write(out / f"paper_vs_search{suffix}.csv",
-                             lambda tmp: pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False))
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
+                save_table(rows)
+    df = save_table(rows)
     write_report(out / f"REPORT{suffix}.md", df, blocks, args, evals, eval_protocol, scored.scored_on,
                  len(scored.y_val), time.perf_counter() - t0)
 

@@ -41,6 +41,12 @@ class Cost(NamedTuple):
                 "layers": [layer._asdict() for layer in self.layers]}
 
 
+def dfc_macs(h: int, w: int, cin: int, mid: int) -> int:
+    """GhostNetV2's DFC branch on the 2x2-pooled input: 1x1 conv to ``mid``, then depthwise (1, 5)
+    and (5, 1) convs (pool, sigmoid, upsample not counted); a 1-pixel map pools to itself."""
+    return max(h // 2, 1) * max(w // 2, 1) * (cin * mid + 10 * mid)
+
+
 def block_cost(b: ResolvedBlock) -> tuple[int, int]:
     """(params, MACs) of one Ghost bottleneck."""
     _, _, cin, mid, cout, k, stride, r, s, d, h, w, attn = b  # unpacking beats 13 attribute reads
@@ -61,10 +67,9 @@ def block_cost(b: ResolvedBlock) -> tuple[int, int]:
     if r:  # squeeze-excite: two 1x1 convs with bias at 1x1
         params += 2 * mid * r + r + mid
         macs += 2 * mid * r
-    if attn == "dfc":  # GhostNetV2's DFC branch on the module's 2x2-pooled input: 1x1 conv to mid,
-        # then depthwise (1, 5) and (5, 1) convs, each with BN (pool, sigmoid, upsample: not counted)
+    if attn == "dfc":  # GhostNetV2's DFC branch: three convs, each with BN
         params += cin * mid + 10 * mid + 6 * mid
-        macs += max(h // 2, 1) * max(w // 2, 1) * (cin * mid + 10 * mid)  # a 1-pixel map pools to itself
+        macs += dfc_macs(h, w, cin, mid)
     if cin != cout or stride != 1:  # projection shortcut: depthwise k x k + 1x1
         params += cin * k * k + 2 * cin + cin * cout + 2 * cout
         macs += hw_out * (cin * k * k + cin * cout)

@@ -70,8 +70,7 @@ class GhostModule(nn.Module):
         out = torch.cat([x1, x2], dim=1)[:, : self.cout]
         if self.dfc:
             # 2x2 as the official code; a map under 2 pixels (the last stages at a 32 px training
-            # resolution) pools to itself rather than to nothing
-            # (traced for export at the deployment resolution: 2x2, no shape test to trace)
+            # resolution) pools to itself. Traced for export (deployment resolution): plain 2x2.
             pool = (2, 2) if torch.jit.is_tracing() else (min(2, x.shape[-2]), min(2, x.shape[-1]))
             gate = torch.sigmoid(self.short_conv(F.avg_pool2d(x, kernel_size=pool, stride=pool)))
             out = out * F.interpolate(gate, size=out.shape[-2:], mode="nearest")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...arch import UNUSED_K, ResolvedArch, ResolvedBlock, conv_out, kernel_acts, make_divisible, se_channels
 from ...errors import GhostNASError
-from ..analytic import block_cost
+from ..analytic import block_cost, dfc_macs
 
 
 FEATURES = ["h", "cin", "mid", "cout", "k", "stride", "se", "s", "d", "macs", "params"]
@@ -100,7 +100,7 @@ def predictor_features(e: Entry) -> list[float]:
         projection = e.stride > 1 or e.cin != e.cout
         # a DFC branch (V2) reads the same input as ghost1's 1x1 primary conv and counts with it, so a
         # V1 entry's features, and the predictions of tables built before the choice, stay as they were
-        dfc = max(e.h // 2, 1) ** 2 * (e.cin * e.mid + 10 * e.mid) if e.attn == "dfc" else 0
+        dfc = dfc_macs(e.h, e.h, e.cin, e.mid) if e.attn == "dfc" else 0
         parts = [e.h * e.h * e.cin * init1 + dfc, e.h * e.h * init1 * (e.s - 1) * e.d * e.d,
                  ho * ho * e.mid * e.k * e.k if e.stride > 1 else 0, 2 * e.mid * e.se,
                  ho * ho * e.mid * init2, ho * ho * init2 * (e.s - 1) * e.d * e.d,
