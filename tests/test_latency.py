@@ -1,3 +1,4 @@
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -187,6 +188,24 @@ def test_predictor_fills_missing_entries():
     assert 0.5 * model.predict_sum(arch) < whole < 1.5 * model.predict_sum(arch)
 
 
+def test_predictions_are_cached_beside_the_table_and_refitted_when_it_changes(tmp_path):
+    drop = lambda rows: [rows[0], *rows[1::2]]  # half the entries measured: the rest predicted
+    path = write_tiny_lut(tmp_path, edit=drop)
+    cache = Path(str(path) + ".predicted.csv.gz")
+    arch = load_space("tiny").sample_arch(3)
+    first = LatencyModel.load(path)
+    ms = first.predict_arch(arch)
+    missing = [e for e in space_entries(load_space("tiny")) if e.key not in first.rows]
+    assert cache.exists() and missing
+    second = LatencyModel.load(path)
+    assert second.predict_arch(arch) == ms and second._model is None  # no fit: every entry came cached
+    assert {e.key for e in missing} <= set(second._predicted)
+    cache.write_bytes(b"not gzip")  # damaged: refitted, same numbers, cache rewritten
+    assert LatencyModel.load(path).predict_arch(arch) == ms and cache.read_bytes() != b"not gzip"
+    grown = write_tiny_lut(tmp_path)  # the table grew (same file): the old predictions are not used
+    assert LatencyModel.load(grown)._read_cache() == {}
+
+
 def test_calibration_is_refitted_from_the_calibration_networks():
     model = LatencyModel.load(TINY_LUT)
     space = load_space("tiny")
@@ -216,6 +235,19 @@ def test_complete_v1_lut_ships_with_metadata():
     for name in ("paper-0.5x", "paper-1.0x", "paper-1.3x"):
         assert all(model.entry_ms(e)[1] for e in arch_entries(load_arch(name).resolve())), name
     assert model._model is None  # so the predictor was never fitted
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("results/luts").glob("*.csv")))
+def test_every_shipped_sampled_table_ships_its_current_predictions(path):
+    """A table that lacks entries needs its predictor; the cache beside it spares every fresh clone
+    the fit (~35 s), and must be the one of the table as committed (regenerate it after a rebuild:
+    load the table and predict any network)."""
+    model, cache = LatencyModel.load(path), Path(path + ".predicted.csv.gz")
+    assert cache.exists() or len(model.rows) >= model.meta["entries_in_space"], f"{path}: no prediction cache"
+    if not cache.exists():
+        return
+    with gzip.open(cache, "rt") as fh:
+        assert fh.readline().split()[2] == model._fit_digest(), f"{path}: stale prediction cache"
 
 
 def test_lut_check_reports_the_documented_keys(capsys):
