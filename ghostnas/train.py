@@ -29,6 +29,7 @@ from .data import Dataset, augment, prepare
 from .errors import GhostNASError
 from .io import atomic_write, atomic_write_text, make_dir
 from .nn.ghostnet import create_model
+from .nn.reparam import add_branches, merge_branches
 from .nn.weights import load_tensors
 
 
@@ -53,9 +54,16 @@ class Protocol:
     dropout: float | None = 0.0  # None keeps the Arch's; a short proxy learns better without
     channels_last: bool = False
     seed: int = 0
+    # GhostNetV3's re-parameterisable branches (ghostnas.nn.reparam): this many parallel conv + BN
+    # per Ghost-module conv and strided depthwise conv while training, merged into the plain
+    # network at the end; 0: plain training
+    reparam: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["reparam"]:  # absent when off: records and checkpoints from before it stay equal
+            del d["reparam"]
+        return d
 
     def replace(self, **changes: Any) -> "Protocol":
         return dataclasses.replace(self, **changes)
@@ -205,7 +213,8 @@ def check_protocol(p: Protocol) -> None:
         ("lr", p.lr, math.isfinite(p.lr) and p.lr > 0, "a positive number"),
         ("train_subset", p.train_subset, p.train_subset is None or p.train_subset >= 1, "at least 1 image"),
         ("val_subset", p.val_subset, p.val_subset is None or p.val_subset >= 1, "at least 1 image"),
-        ("seed", p.seed, 0 <= p.seed < 2**32, "0 to 2**32-1"))
+        ("seed", p.seed, 0 <= p.seed < 2**32, "0 to 2**32-1"),
+        ("reparam", p.reparam, 0 <= p.reparam <= 8, "0 (off) to 8 branches"))
         if not ok]
     if problems:
         raise GhostNASError(f"protocol {p.name!r}: bad {'; '.join(problems)}")
@@ -221,6 +230,8 @@ def _start(arch: Arch, data: Dataset, p: Protocol, dev: torch.device,
     model = create_model(arch, **overrides)
     if init is not None:  # e.g. a supernet's inherited weights, fine-tuned from here
         model.load_state_dict(init)
+    if p.reparam:
+        model = add_branches(model, p.reparam)
     model = model.to(dev)
     memory_format = torch.channels_last if p.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -329,9 +340,12 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
             on_epoch(epoch, history[-1]["val_acc"])
     if bar:
         bar.close()
+    model = s.model
+    if keep_model and p.reparam:  # what is kept (and saved, exported) is the plain deploy network
+        model = merge_branches(s.model.eval())
     return TrainResult(val_acc=history[-1]["val_acc"], epochs=len(history), seconds=time.perf_counter() - start,
                        history=history, protocol=p.to_dict(), device=str(s.device),
-                       model=s.model if keep_model else None, scored_on=data.scored_on)
+                       model=model if keep_model else None, scored_on=data.scored_on)
 
 
 def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, history: list,

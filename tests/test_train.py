@@ -101,3 +101,52 @@ def test_train_cli_deterministic_and_learns(capsys, tmp_path):
     assert (tmp_path / "run0" / "model.pt").exists()
     sd = torch.load(tmp_path / "run0" / "model.pt", weights_only=True)
     assert "blocks.6.3.ghost1.primary_conv.0.weight" in sd
+
+
+def randomise_batchnorm(model: torch.nn.Module, seed: int) -> None:
+    """BN statistics and affine terms far from their defaults, so a fold that ignored them shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                for t, low, high in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0),
+                                     (m.weight, 0.5, 1.5), (m.bias, -0.2, 0.2)):
+                    t.copy_(low + (high - low) * torch.rand(t.shape, generator=g))
+
+
+@pytest.mark.parametrize("arch", ["paper-v2-1.0x", *[f"sample:{i}" for i in range(2)]])
+def test_reparam_branches_merge_into_the_plain_network_with_equal_outputs(arch):
+    from ghostnas import create_model
+    from ghostnas.nn.reparam import RepConvBN, add_branches, merge_branches
+
+    if arch.startswith("sample:"):  # every s (identity branch only at s = 2), d, k, DFC, stride
+        arch = load_space("ghostnet").sample_arch(int(arch.split(":")[1]))
+    plain = create_model(arch, num_classes=10)
+    model = add_branches(create_model(arch, num_classes=10), 3)
+    reps = [m for m in model.modules() if isinstance(m, RepConvBN)]
+    assert reps and all(len(r.convs) == 3 for r in reps)
+    assert any(r.identity is not None for r in reps) and any(r.scale is not None for r in reps)
+    randomise_batchnorm(model, 0)
+    merged = merge_branches(model.eval())
+    assert merged.state_dict().keys() == plain.state_dict().keys()  # the plain layout: export, LUT, cost
+    assert all(merged.state_dict()[k].shape == v.shape for k, v in plain.state_dict().items())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = model(x), merged(x)
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+
+
+def test_train_with_reparam_saves_the_merged_plain_network(capsys, tmp_path):
+    from ghostnas import create_model
+
+    code = main(["train", "paper-0.5x", "--data", "digits", "--protocol", "smoke", "--reparam", "2",
+                 "--json", "--out", str(tmp_path)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["protocol"]["reparam"] == 2
+    model = create_model("paper-0.5x", num_classes=10)
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))  # strict: plain keys
+    assert "reparam" not in get_protocol("smoke").to_dict()  # off: records from before it are unchanged
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it: exit 2 and one line
+        main(["train", "paper-0.5x", "--data", "digits", "--reparam", "9", "--out", str(tmp_path / "b")])
+    assert exc.value.code == 2 and "0 to 8" in capsys.readouterr().err

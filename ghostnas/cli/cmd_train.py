@@ -16,7 +16,8 @@ def train(args: argparse.Namespace) -> int:
 
     arch = load_arch(args.arch)
     protocol = get_protocol(args.protocol, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
-                            lr=args.lr, resolution=args.resolution, train_subset=args.subset)
+                            lr=args.lr, resolution=args.resolution, train_subset=args.subset,
+                            reparam=args.reparam)
     data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
     if args.eval == "test":  # train on train + validation, score on the official test set
         data = data.for_test()

@@ -52,6 +52,9 @@ COMMANDS = [
         opt("--subset", type=positive, help="use at most this many training images"),
         opt("--init", metavar="supernet:DIR", help="start from the weights a trained supernet holds for this arch "
             "(fine-tuning); default: a fresh initialisation"),
+        opt("--reparam", type=integer(0, 8), metavar="N",
+            help="GhostNetV3's re-parameterisable training: N parallel conv+BN branches per Ghost-module "
+            "and depthwise conv, merged into the plain network before saving (default 0: off)"),
         opt("--eval", choices=("val", "test"), default="val",
             help="val: train on the training split, score on validation (default); test: train on "
             "train + validation, score on the official test set (report only; never select on it)"),
