@@ -41,7 +41,7 @@ from ghostnas.data import DEFAULT_DATA, load_data, prepare
 from ghostnas.io import atomic_write_text, merge_csv_row
 from ghostnas.machine import describe
 from ghostnas.space import load_space
-from ghostnas.train import get_protocol, pick_device, train
+from ghostnas.train import get_protocol, pick_device, train, train_checkpointed
 from ghostnas.zero_cost import SCORERS, score
 
 
@@ -144,7 +144,10 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
                     t = time.perf_counter()
                     row[method] = score(arch, xb, yb, data.num_classes, method)
                     row[f"{method}_s"] = round(time.perf_counter() - t, 3)
-            r = train(arch, data if column.startswith("proxy") else long_data, protocol, device=args.device)
+            if column.startswith("proxy"):
+                r = train(arch, data, protocol, device=args.device)
+            else:  # minutes long: checkpointed each epoch, so a stopped shard resumes mid-run
+                r = train_checkpointed(arch, long_data, protocol, device=args.device)
             row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2),
                         column.replace("_acc", "_split"): r.scored_on})
             if column.startswith("proxy"):

@@ -54,7 +54,7 @@ from ghostnas.io import atomic_write, atomic_write_text, merge_json
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
 from ghostnas.space import load_space
-from ghostnas.train import get_protocol, train
+from ghostnas.train import get_protocol, train_checkpointed
 
 LUT = "results/luts/ghostnet-onnxruntime-1t.csv"
 HEADLINE_DATA = "fashion-mnist"  # its files carry no suffix
@@ -78,7 +78,7 @@ class Evals:
         parts = [arch.to_dict(), proto.to_dict()] + ([data.scored_on] if data.scored_on != "val" else [])
         key = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
         if key not in self.cache:
-            r = train(arch, data, proto)
+            r = train_checkpointed(arch, data, proto)  # resumes a run stopped part-way
             # merged under a lock: processes running other levels cache into the same file
             self.cache = merge_json(self.path, {key: {
                 "arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,

@@ -348,6 +348,28 @@ def train(arch: "Arch | str", data: Dataset, protocol: Protocol = PROTOCOLS["pro
                        model=model if keep_model else None, scored_on=data.scored_on)
 
 
+CHECKPOINTS = Path("results/runs/checkpoints")  # benchmarks' runs in progress (git-ignored)
+
+
+def train_checkpointed(arch: "Arch | str", data: Dataset, protocol: Protocol, *,
+                       folder: "str | os.PathLike[str]" = CHECKPOINTS, **kwargs: Any) -> TrainResult:
+    """:func:`train` with a checkpoint each epoch in a folder named by what the run is (arch,
+    protocol, data, split), resumed from it if present: a long run stopped part-way (a session
+    that ends, a killed shard) loses at most one epoch, and the resumed run equals an
+    uninterrupted one. The folder is removed when the run finishes. ``seconds`` is the sum of the
+    epochs' times over every session, not this session's share."""
+    import hashlib
+    import shutil
+
+    arch = load_arch(arch)
+    what = json.dumps([arch.to_json(), protocol.to_dict(), data.describe()], sort_keys=True)
+    run_dir = Path(folder) / f"{arch.name or 'arch'}-{hashlib.sha1(what.encode()).hexdigest()[:12]}"
+    make_dir(run_dir, "checkpoint folder")
+    result = train(arch, data, protocol, out_dir=run_dir, resume=True, **kwargs)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return dataclasses.replace(result, seconds=sum(h["seconds"] for h in result.history))
+
+
 def _save_epoch(out: Path, model, opt, arch: Arch, p: Protocol, epoch: int, history: list,
                 scaler=None) -> None:
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,

@@ -25,6 +25,21 @@ def test_same_seed_same_result(digits):
     assert a.val_acc == b.val_acc and a.protocol == SMOKE.to_dict()
 
 
+def test_a_checkpointed_run_stopped_part_way_resumes_where_it_stopped(digits, tmp_path, interrupt_after):
+    from ghostnas.train import train_checkpointed
+
+    p = SMOKE.replace(epochs=2)
+    straight = train("paper-0.5x", digits, p)
+    with pytest.raises(interrupt_after.error):
+        train_checkpointed("paper-0.5x", digits, p, folder=tmp_path, on_epoch=interrupt_after(1))
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 1  # epoch 1 kept
+    seen = []
+    resumed = train_checkpointed("paper-0.5x", digits, p, folder=tmp_path, on_epoch=lambda e, a: seen.append(e))
+    assert seen == [2] and resumed.val_acc == straight.val_acc  # only epoch 2 ran, same result
+    assert resumed.seconds == pytest.approx(sum(h["seconds"] for h in resumed.history))  # both sessions
+    assert list(tmp_path.iterdir()) == []  # finished: its folder removed
+
+
 def test_per_epoch_callback_and_small_inputs(digits):
     seen = []
     train("paper-0.5x", digits, SMOKE.replace(epochs=2, resolution=28), on_epoch=lambda e, acc: seen.append(e))
