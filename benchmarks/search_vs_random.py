@@ -14,22 +14,35 @@ results/benchmarks/search_vs_random.{csv,md}. ``--shard K/N`` splits the studies
 studies are named ``bench-...-t<N>`` and its table ``search_vs_random-t<N>.{csv,md}`` (TPE's and
 evolution's random start-up length depends on the trial count, so a longer study is not a
 continuation of a shorter one).
+
+With ``--supernet DIR`` every candidate is scored by the supernet's inherited weights instead of a
+proxy training (single objective; TPE, evolution and random by default; no proxy confirmation), and
+each study's best found network is then trained stand-alone (``--eval-protocol``: the
+``reference`` protocol scored on the test split when the data has one, else ``long``; on
+``--reference-seeds``), so the arms are compared by that, not by the supernet's own numbers. Its
+studies end in ``-sn<digest>`` (another supernet is another experiment) and its table is
+``search_vs_random-supernet[-DATA][-t<N>].{csv,md}``; stand-alone results are cached in
+``search_vs_random-supernet*-evals.json`` (the same cache as reproduce_paper's).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from ghostnas.defaults import DEFAULT_DATA
-from ghostnas.io import atomic_write_text, merge_csv_row
-from ghostnas.machine import describe
-from ghostnas.results import load_study, pareto_front, trials_frame
-from ghostnas.search import SearchConfig, parse_budget, run_search
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduce_paper import Evals  # noqa: E402
+
+from ghostnas.defaults import DEFAULT_DATA  # noqa: E402
+from ghostnas.io import atomic_write_text, merge_csv_row  # noqa: E402
+from ghostnas.machine import describe  # noqa: E402
+from ghostnas.results import load_study, pareto_front, trials_frame  # noqa: E402
+from ghostnas.search import SearchConfig, parse_budget, run_search  # noqa: E402
 
 
 # (pareto?, samplers): each guided sampler against random on the same seeds
@@ -61,10 +74,21 @@ def main() -> None:
     ap.add_argument("--confirm", type=int, default=2, metavar="K",
                     help="single objective: re-train each study's K best found networks on 2 more seeds "
                          "(`search --confirm`) and also compare the best mean (default 2; 0 = off)")
+    ap.add_argument("--supernet", metavar="DIR", help="score candidates by this supernet's inherited weights, "
+                    "then each study's best found network stand-alone (see the module docstring)")
+    ap.add_argument("--space", default="ghostnet", help="the supernet's space (default ghostnet)")
+    ap.add_argument("--eval-protocol", help="with --supernet: the stand-alone protocol (default: reference "
+                    "when the data has a test split, else long)")
+    ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0], help="with --supernet (default 0)")
     args = ap.parse_args()
     budget = parse_budget(args.budget).limit
     suffix = "" if args.trials == 16 else f"-t{args.trials}"
     arms = [(p, a) for p, a in ARMS if args.objectives == "both" or p == (args.objectives == "pareto")]
+    standalone = None
+    if args.supernet:
+        standalone = StandAlone(args)
+        arms = [(False, ARMS[0][1])]
+        suffix = f"-supernet{standalone.data_tag}{suffix}"
     csv_path = Path(args.out) / f"search_vs_random{suffix}.csv"
     rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
     shard, shards = (int(v) for v in args.shard.split("/"))
@@ -76,16 +100,19 @@ def main() -> None:
                 if n % shards != shard or (args.samplers and sampler not in args.samplers):
                     continue
                 study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
+                if standalone:
+                    study = f"bench-{sampler}-s{seed}{'' if args.trials == 16 else f'-t{args.trials}'}-sn{standalone.digest}"
                 objective = "pareto" if pareto else "single"
                 old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
                             and r["seed"] == seed), None)
-                confirm = 0 if pareto else args.confirm
-                if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))):
+                confirm = 0 if pareto or standalone else args.confirm
+                if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
+                                        and (not standalone or pd.notna(old.get("reference_acc")))):
                     continue
                 t = time.perf_counter()
                 cfg = SearchConfig(budgets=(args.budget,), data=args.data, trials=args.trials, seed=seed,
                                    sampler=sampler, pareto=pareto, study=study, threads=args.threads,
-                                   progress=False, confirm=confirm)
+                                   progress=False, confirm=confirm, space=args.space, supernet=args.supernet)
                 summary = run_search(cfg)  # a finished study only runs the missing confirmations
                 df = trials_frame(load_study(Path(cfg.out) / study))
                 done = df[df.state == "complete"]
@@ -99,6 +126,8 @@ def main() -> None:
                 confirmed = summary.get("confirmed", {}).get("best_found")
                 if confirmed:
                     row["confirmed_best_found"] = confirmed["val_acc_mean"]
+                if standalone and summary.get("best_found"):
+                    row.update(standalone.score(summary["best_found"]["arch"], study))
                 print(row, flush=True)
                 merge_csv_row(csv_path, row, ("objective", "sampler", "seed"))  # other shards write it too
     df = pd.read_csv(csv_path)
@@ -115,14 +144,18 @@ def main() -> None:
              f"Budget {args.budget}, {args.trials} evaluated trials per study, {len(df)} studies finished "
              f"(seeds {sorted(int(v) for v in df.seed.unique())}; the table covers every finished study "
              f"in `{csv_path.name}`, whichever run made it), data "
-             f"`{args.data}`, default proxy protocol; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
+             f"`{args.data}`, "
+             + (f"candidates scored by the supernet `{args.supernet}` (digest {standalone.digest}), each best found "
+                f"network then trained stand-alone: {standalone.describe()}" if standalone else "default proxy protocol")
+             + f"; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
-             "| objective | sampler | best proxy acc (mean ± sd) | best found, baseline excluded | "
-             "confirmed best found (mean of 3 seeds) | hypervolume |",
-             "|---|---|---|---|---|---|"]
+             "| objective | sampler | best score (mean ± sd) | best found, baseline excluded | "
+             "confirmed best found (mean of 3 seeds) | hypervolume | best found stand-alone |",
+             "|---|---|---|---|---|---|---|"]
     for (obj, sampler), sub in df.groupby(["objective", "sampler"], sort=False):
         lines.append(f"| {obj} | {sampler} | {mean_std(sub, 'best_acc')} | {mean_std(sub, 'best_found_acc')} | "
-                     f"{mean_std(sub, 'confirmed_best_found')} | {mean_std(sub, 'hypervolume')} |")
+                     f"{mean_std(sub, 'confirmed_best_found')} | {mean_std(sub, 'hypervolume')} | "
+                     f"{mean_std(sub, 'reference_acc')} |")
     lines.append("")
 
 
@@ -138,6 +171,8 @@ def main() -> None:
             ("single", "evolution", "evolution", "best_found_acc", 100, " points"),
             ("single", "tpe", "TPE", "confirmed_best_found", 100, " points"),
             ("single", "evolution", "evolution", "confirmed_best_found", 100, " points"),
+            ("single", "tpe", "TPE", "reference_acc", 100, " points"),
+            ("single", "evolution", "evolution", "reference_acc", 100, " points"),
             ("pareto", "nsga2", "NSGA-II", "hypervolume", 1, "")):
         if col not in df:
             continue
@@ -155,6 +190,35 @@ def main() -> None:
     lines += ["", f"Per study: `{csv_path.name}`."]
     atomic_write_text(Path(args.out) / f"search_vs_random{suffix}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+class StandAlone:
+    """With --supernet: the supernet's identity, and each study's best found network trained
+    stand-alone on the reference seeds (results cached, so a rerun trains nothing twice)."""
+
+    def __init__(self, args) -> None:
+        import json
+
+        from ghostnas.data import load_data
+        from ghostnas.space import load_space
+
+        record = json.loads((Path(args.supernet) / "supernet.json").read_text())
+        self.digest = record["digest"][:8]
+        self.space = load_space(args.space)
+        data = load_data(args.data)
+        self.data = data.for_test() if data.x_test is not None else data
+        self.protocol = args.eval_protocol or ("reference" if data.x_test is not None else "long")
+        self.seeds = args.reference_seeds
+        self.data_tag = "" if args.data == DEFAULT_DATA else f"-{args.data.split(':')[0]}"
+        self.evals = Evals(Path(args.out) / f"search_vs_random-supernet{self.data_tag}-evals.json", self.data)
+
+    def score(self, labels: dict, study: str) -> dict:
+        arch = self.space.to_arch(labels, name=f"found-{study}")
+        accs = [self.evals.acc(arch, self.protocol, seed) for seed in self.seeds]
+        return {"reference_acc": statistics.mean(accs), "reference_split": self.data.scored_on}
+
+    def describe(self) -> str:
+        return f"`{self.protocol}` protocol, seed(s) {self.seeds}, scored on {self.data.scored_on}"
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ class RepConvBN(nn.Module):
                       if self.kernel > 1 else None)
         one_to_one = conv.in_channels == conv.out_channels and conv.groups in (1, conv.in_channels)
         self.identity = nn.BatchNorm2d(conv.out_channels) if one_to_one and conv.stride == (1, 1) else None
-        self.groups = conv.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = sum(branch(x) for branch in self.convs)
