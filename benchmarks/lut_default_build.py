@@ -75,9 +75,7 @@ def main() -> None:
              f"{d['date']}; nothing else running. Build: {meta['build_seconds'] / 60:.1f} min, "
              f"{summary['entries_measured']:,} of {summary['entries_in_space']:,} entries measured (the predictor "
              f"covers the rest), {summary['calibration_networks']} calibration networks.", "",
-             "| check | within 10% | within 5% | MAPE | mean error | sd of error | Kendall tau | load |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += table_lines(rows)
+             *table_lines(rows)]
     lines += ["", f"The same 50 networks measured {100 * (drift - 1):+.1f}% (median) in check 2 against check 1: "
               "the machine's drift between checks, which moves the mean error."]
     if summary_grown:
@@ -85,9 +83,7 @@ def main() -> None:
         lines += ["", f"## Grown: `lut build` rerun on the table for {args.grow:g} more minutes", "",
                   f"{g['entries_measured']:,} of {summary['entries_in_space']:,} entries measured, "
                   f"{g['build_seconds'] / 60:.1f} min of building in all; calibration refitted; the same 50 networks.", "",
-                  "| check | within 10% | within 5% | MAPE | mean error | sd of error | Kendall tau | load |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += table_lines(g["checks"])
+                  *table_lines(g["checks"])]
         lines += ["", f"Drift between its two checks: {100 * (g['measured_check2_over_check1_median'] - 1):+.1f}% (median)."]
     out, stem = Path(args.out), "lut_default_build" + ("" if meta["backend"] == "onnxruntime" else f"-{meta['backend']}")
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
@@ -118,7 +114,9 @@ def check_rows(work: Path, prefix: str) -> tuple[list[dict], float]:
 
 
 def table_lines(rows: list[dict]) -> list[str]:
-    return [f"| {r['check']} | {100 * r['within_10pct']:.0f}% | {100 * r['within_5pct']:.0f}% | "
+    """The checks as a Markdown table, header included."""
+    return ["| check | within 10% | within 5% | MAPE | mean error | sd of error | Kendall tau | load |",
+            "|---|---|---|---|---|---|---|---|"] + [f"| {r['check']} | {100 * r['within_10pct']:.0f}% | {100 * r['within_5pct']:.0f}% | "
             f"{100 * r['mape']:.1f}% | {r['mean_error_pct']:+.1f}% | {r['sd_error_pct']:.1f}% | "
             f"{r['kendall_tau']:.3f} | {r['load_1min']} |" for r in rows]
 

@@ -12,6 +12,7 @@ session, so the time ratio is like with like (machine, threads and backend are r
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -42,8 +43,6 @@ def main() -> None:
     csv_path = stem.with_suffix(".csv")
     done = {}
     if csv_path.exists():
-        import csv
-
         with open(csv_path, newline="") as fh:
             done = {(r["arch"], int(r["branches"]), int(r["seed"])): r for r in csv.DictReader(fh)}
     data = load_data(args.data)

@@ -117,6 +117,14 @@ def best_found(cfg: SearchConfig, space, evals: Evals, pick_long_seed: int | Non
     return space.to_arch(found["arch"], name=name), score, found.get("latency_ms_measured")
 
 
+def stand_alone_view(data, protocol: str | None = None):
+    """(the data every compared network is scored on, the protocol it trains under): the official
+    test split and ``reference`` where the data has one, else validation and ``long``."""
+    if data.x_test is not None:
+        return data.for_test(), protocol or "reference"
+    return data, protocol or "long"
+
+
 def evaluate(arch: Arch, evals: Evals, protocol: str, seeds: list[int], data) -> list[float]:
     return [evals.acc(arch, protocol, s, data) for s in seeds]
 
@@ -319,8 +327,7 @@ def main() -> None:
     work = out / f"paper_vs_search{suffix}"
     work.mkdir(parents=True, exist_ok=True)
     data = load_data(args.data)
-    scored = data.for_test() if data.x_test is not None else data
-    eval_protocol = args.eval_protocol or ("reference" if data.x_test is not None else "long")
+    scored, eval_protocol = stand_alone_view(data, args.eval_protocol)
     evals = Evals(work / "evals.json", data)
     space = load_space("ghostnet")
     lut = LatencyModel.load(args.lut)

@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_paper import Evals  # noqa: E402
+from reproduce_paper import Evals, stand_alone_view  # noqa: E402
 
 from ghostnas.defaults import DEFAULT_DATA  # noqa: E402
 from ghostnas.io import atomic_write_text, merge_csv_row  # noqa: E402
@@ -82,13 +82,13 @@ def main() -> None:
     ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0], help="with --supernet (default 0)")
     args = ap.parse_args()
     budget = parse_budget(args.budget).limit
-    suffix = "" if args.trials == 16 else f"-t{args.trials}"
+    suffix = trials_tag = "" if args.trials == 16 else f"-t{args.trials}"
     arms = [(p, a) for p, a in ARMS if args.objectives == "both" or p == (args.objectives == "pareto")]
     standalone = None
     if args.supernet:
         standalone = StandAlone(args)
         arms = [(False, ARMS[0][1])]
-        suffix = f"-supernet{standalone.data_tag}{suffix}"
+        suffix = f"-supernet{standalone.data_tag}{trials_tag}"
     csv_path = Path(args.out) / f"search_vs_random{suffix}.csv"
     rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
     shard, shards = (int(v) for v in args.shard.split("/"))
@@ -101,7 +101,7 @@ def main() -> None:
                     continue
                 study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
                 if standalone:
-                    study = f"bench-{sampler}-s{seed}{'' if args.trials == 16 else f'-t{args.trials}'}-sn{standalone.digest}"
+                    study = f"bench-{sampler}-s{seed}{trials_tag}-sn{standalone.digest}"
                 objective = "pareto" if pareto else "single"
                 old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
                             and r["seed"] == seed), None)
@@ -205,9 +205,7 @@ class StandAlone:
         record = json.loads((Path(args.supernet) / "supernet.json").read_text())
         self.digest = record["digest"][:8]
         self.space = load_space(args.space)
-        data = load_data(args.data)
-        self.data = data.for_test() if data.x_test is not None else data
-        self.protocol = args.eval_protocol or ("reference" if data.x_test is not None else "long")
+        self.data, self.protocol = stand_alone_view(load_data(args.data), args.eval_protocol)
         self.seeds = args.reference_seeds
         self.data_tag = "" if args.data == DEFAULT_DATA else f"-{args.data.split(':')[0]}"
         self.evals = Evals(Path(args.out) / f"search_vs_random-supernet{self.data_tag}-evals.json", self.data)
