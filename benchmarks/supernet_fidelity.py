@@ -74,30 +74,39 @@ def main() -> None:
     rows = []
     for name in ref.name:
         start = time.perf_counter()
-        acc = evaluator.evaluate(archs[name])["val_acc"]
-        rows.append({"name": name, "supernet_acc": acc, "eval_s": round(time.perf_counter() - start, 2)})
+        scored = evaluator.evaluate(archs[name])
+        rows.append({"name": name, "supernet_acc": scored["val_acc"], "supernet_loss": scored["val_loss"],
+                     "eval_s": round(time.perf_counter() - start, 2)})
     df = ref.merge(pd.DataFrame(rows), on="name")
+    if "proxy_acc" not in df:  # the reference ran without proxy seeds: its proxy runs are proxy_recipes'
+        df = df.merge(recipe_proxy(Path(args.out), tag), on="name", how="left")
     longs = [df[acc_column("long", k)] for k in range(n_long)]
     reference = sum(longs) / n_long
     top = reference >= reference.median()
+    proxy = "proxy (one 2-epoch run, seed 0)"
+    has_proxy = df.proxy_acc.notna()
     taus = {"supernet": kendalltau(df.supernet_acc, reference).statistic,
-            "proxy (one 2-epoch run, seed 0)": kendalltau(df.proxy_acc, reference).statistic,
+            "supernet, by validation loss": kendalltau(-df.supernet_loss, reference).statistic,
+            proxy: kendalltau(df.proxy_acc[has_proxy], reference[has_proxy]).statistic,
+            "params": kendalltau(df.params, reference).statistic,
             "macs": kendalltau(df.macs, reference).statistic}
     top_taus = {"supernet": kendalltau(df.supernet_acc[top], reference[top]).statistic,
-                "proxy (one 2-epoch run, seed 0)": kendalltau(df.proxy_acc[top], reference[top]).statistic}
+                proxy: kendalltau(df.proxy_acc[top & has_proxy], reference[top & has_proxy]).statistic}
     lo, hi = tau_interval(df.supernet_acc, reference)
     m = describe(threads=torch.get_num_threads())
     summary = {"data": args.data, "networks": len(df), "supernet_tau": round(taus["supernet"], 3),
-               "proxy_tau": round(taus["proxy (one 2-epoch run, seed 0)"], 3),
+               "proxy_tau": rounded(taus[proxy]), "proxy_networks": int(has_proxy.sum()),
+               "supernet_loss_tau": round(taus["supernet, by validation loss"], 3),
+               "params_tau": round(taus["params"], 3), "macs_tau": round(taus["macs"], 3),
                "supernet_tau_top_half": round(top_taus["supernet"], 3),
-               "proxy_tau_top_half": round(top_taus["proxy (one 2-epoch run, seed 0)"], 3),
+               "proxy_tau_top_half": rounded(top_taus[proxy]),
                "supernet_tau_interval_90": [round(lo, 3), round(hi, 3)],
                "eval_seconds_per_candidate": round(float(df.eval_s.median()), 2),
                "supernet_train_minutes": round(train_minutes, 1), "long_runs_per_network": n_long,
                "recipe": record["protocol"], "supernet_digest": record["digest"], "machine": m}
     out = Path(args.out)
     stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}"  # one file set per recipe
-    df[["name", "macs", "params", "supernet_acc", "eval_s", "proxy_acc", *[c.name for c in longs]]].to_csv(
+    df[["name", "macs", "params", "supernet_acc", "supernet_loss", "eval_s", "proxy_acc", *[c.name for c in longs]]].to_csv(
         out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     lines = ["# Supernet fidelity (benchmarks/supernet_fidelity.py)", "",
@@ -110,11 +119,25 @@ def main() -> None:
              "| ranker | Kendall tau vs long reference | within the top half |", "|---|---|---|"]
     lines += [f"| {k} | {v:.3f} | {top_taus[k]:.3f} |" if k in top_taus else f"| {k} | {v:.3f} | |"
               for k, v in taus.items()]
-    lines += ["", f"Supernet tau 90% bootstrap interval (networks resampled): {lo:.2f} to {hi:.2f}.",
+    lines += ["", f"Supernet tau 90% bootstrap interval (networks resampled): {lo:.2f} to {hi:.2f}. The proxy's "
+              f"tau is on the {summary['proxy_networks']} networks that have a proxy run.",
               "", f"Per network: `{stem}.csv`."]
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     write_overview(out, tag)
+
+
+def rounded(tau: float) -> float | None:
+    return None if tau != tau else round(tau, 3)  # NaN (too few networks) is null in the JSON
+
+
+def recipe_proxy(out: Path, tag: str) -> pd.DataFrame:
+    """name -> proxy_acc: seed 0 of the "proxy" recipe in proxy_recipes{tag}*.csv (the CPU file
+    first, then a GPU one), for references measured without proxy runs of their own."""
+    files = sorted(out.glob(f"proxy_recipes{tag}*.csv"), key=lambda p: p.stem != f"proxy_recipes{tag}")
+    runs = pd.concat([pd.read_csv(p) for p in files]) if files else pd.DataFrame(columns=["name", "recipe", "seed", "acc"])
+    runs = runs[(runs.recipe == "proxy") & (runs.seed == 0)].drop_duplicates("name")
+    return runs[["name", "acc"]].rename(columns={"acc": "proxy_acc"})
 
 
 def write_overview(out: Path, tag: str) -> None:

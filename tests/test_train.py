@@ -151,6 +151,25 @@ def test_reparam_branches_merge_into_the_plain_network_with_equal_outputs(arch):
     assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
 
 
+@pytest.mark.parametrize("arch", ["paper-v2-1.0x", "sample:3"])
+def test_folding_batchnorm_into_the_convs_keeps_the_outputs(arch):
+    import copy
+
+    from ghostnas import create_model
+    from ghostnas.nn.reparam import fold_batchnorm
+
+    if arch.startswith("sample:"):
+        arch = load_space("ghostnet").sample_arch(int(arch.split(":")[1]))
+    model = create_model(arch, num_classes=10)
+    randomise_batchnorm(model, 2)
+    folded = fold_batchnorm(copy.deepcopy(model).eval())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # every BN follows a conv
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = model.eval()(x), folded(x)
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+
+
 def test_train_with_reparam_saves_the_merged_plain_network(capsys, tmp_path):
     from ghostnas import create_model
 

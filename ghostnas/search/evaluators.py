@@ -52,6 +52,7 @@ class ProxyEvaluator(Evaluator):
 
 
 CALIBRATION_IMAGES = 2000  # BatchNorm recalibration per candidate, as Once-for-All (10 batches of 200)
+SCORING_BATCH = 250  # 15-25% faster than 500 on the 2-core AMD EPYC at 2 threads (cache-sized)
 
 
 class SupernetEvaluator(Evaluator):
@@ -91,14 +92,16 @@ class SupernetEvaluator(Evaluator):
         import torch
 
         from ..io import atomic_write
+        from ..nn.reparam import fold_batchnorm
         from ..supernet import recalibrate
         from ..train import evaluate
 
         start = time.perf_counter()
         model = recalibrate(self.net.extract(arch).to(self.device, memory_format=self.memory_format), self.x_calib)
-        acc, _ = evaluate(model, self.x_val, self.y_val)
-        if weights_path is not None:
+        if weights_path is not None:  # before folding: the plain create_model(arch) layout
             state = model.state_dict()
             atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
-        return {"val_acc": acc, "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
-                "supernet": self.record["digest"]}
+        acc, loss = evaluate(fold_batchnorm(model).to(memory_format=self.memory_format), self.x_val, self.y_val,
+                          batch_size=SCORING_BATCH)
+        return {"val_acc": acc, "val_loss": round(loss, 5), "seconds": round(time.perf_counter() - start, 2),
+                "device": str(self.device), "supernet": self.record["digest"]}
