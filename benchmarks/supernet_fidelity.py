@@ -124,7 +124,7 @@ def main() -> None:
               "", f"Per network: `{stem}.csv`."]
     atomic_write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    write_overview(out, tag)
+    write_overview(out, tag, args.data)
 
 
 def rounded(tau: float) -> float | None:
@@ -140,9 +140,11 @@ def recipe_proxy(out: Path, tag: str) -> pd.DataFrame:
     return runs[["name", "acc"]].rename(columns={"acc": "proxy_acc"})
 
 
-def write_overview(out: Path, tag: str) -> None:
+def write_overview(out: Path, tag: str, data: str) -> None:
     """supernet_fidelity{tag}.{md,json}: every recipe measured so far, one line each."""
-    runs = [json.loads(p.read_text()) | {"file": p.stem} for p in sorted(out.glob(f"supernet_fidelity{tag}-*.json"))]
+    # the default data's glob also meets other datasets' files (supernet_fidelity-fashion-mnist-*)
+    runs = [r | {"file": p.stem} for p in sorted(out.glob(f"supernet_fidelity{tag}-*.json"))
+            if isinstance(r := json.loads(p.read_text()), dict) and r["data"] == data]
     atomic_write_text(out / f"supernet_fidelity{tag}.json", json.dumps(runs, indent=1) + "\n")
     lines = ["# Supernet fidelity, every recipe measured (benchmarks/supernet_fidelity.py)", "",
              "| recipe | epochs | train min | s per candidate | supernet tau | top-half tau | proxy tau | networks | report |",
