@@ -218,7 +218,8 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
     counts["rejected_over_budget"] = rejected
     summary: dict[str, Any] = {"study": study.study_name, "run_dir": str(run_dir),
                                "budgets": config.get("identity", {}).get("budgets"),
-                               "protocol": config.get("protocol"), "trials": counts}
+                               "protocol": config.get("protocol"), "trials": counts,
+                               "evaluator": "supernet" if config.get("identity", {}).get("supernet") else "proxy"}
     top = rank_trials(run_dir, df)
     if not top.empty:
         summary["best"] = _brief(top.iloc[0], label_cols)
@@ -347,7 +348,7 @@ def summary_of(run_dir: "str | os.PathLike[str]") -> dict[str, Any]:
 
 def ranked_arch(run_dir: Path, rank: int = 1):
     """(Arch, kept weights path or None, trial row) of the ``rank``-th trial of the one ranking."""
-    from .space import load_space
+    from .space import load_space, space_from_dict
 
     df = rank_trials(run_dir, trials_frame(load_study(run_dir)))
     if not 1 <= rank <= len(df):
@@ -355,7 +356,8 @@ def ranked_arch(run_dir: Path, rank: int = 1):
     row = df.iloc[rank - 1]
     try:
         config = json.loads((run_dir / "config.json").read_text())
-        space = load_space(config["identity"]["space"])
+        # the space as the study recorded it; studies from before that name it
+        space = space_from_dict(config["space"]) if "space" in config else load_space(config["identity"]["space"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise GhostNASError(f"{run_dir / 'config.json'}: unreadable ({exc}); the study's space is unknown") from None
     arch = trial_arch(space, row, name=f"{run_dir.name}-trial{int(row['number'])}")

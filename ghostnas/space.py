@@ -323,6 +323,14 @@ class SearchSpace:
                 del stage["attn"]
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The space as plain JSON data; ``space_from_dict`` reads it back (supernet records, Ray
+        workers: a space need not be a file, as ``ghostnet-v1`` is not)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "source"}
+        d["stages"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()} for st in d["stages"]]
+        d["width"] = list(d["width"])
+        return d
+
     def summary(self) -> dict[str, Any]:
         dims = self.dimensions()
         size = self.size()

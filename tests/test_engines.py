@@ -64,6 +64,28 @@ def test_ray_engine_local_cluster_on_loopback(tmp_path):
 
 
 @pytest.mark.slow
+def test_ray_workers_score_by_the_supernet(tmp_path):
+    """--supernet with --engine ray: each worker scores by inherited weights, as the driver would
+    (not by a proxy training), and records it as the other engines do."""
+    from ghostnas.data import load_data
+    from ghostnas.results import ranked_arch
+    from ghostnas.search.evaluators import SupernetEvaluator
+    from ghostnas.space import load_space
+    from ghostnas.supernet import get_supernet_protocol, train_supernet
+    from ghostnas.train import get_protocol
+
+    sn, proxy = tmp_path / "sn", get_protocol("smoke")
+    data = load_data("digits", seed=proxy.seed, folder_size=proxy.resolution)
+    train_supernet(load_space("tiny"), data, get_supernet_protocol("smoke"), sn)
+    summary = run_search(tiny(tmp_path, "ray", cpus_per_trial=1, supernet=str(sn)))
+    df = pd.read_csv(tmp_path / "ray" / "trials.csv")
+    assert len(df) == 3 and set(df.state) == {"complete"} and set(df.evaluator) == {"supernet"}
+    arch, weights, _ = ranked_arch(tmp_path / "ray")
+    assert weights is not None  # kept for export best --with-weights
+    assert summary["best"]["val_acc"] == SupernetEvaluator(sn, data, proxy.resolution).evaluate(arch)["val_acc"]
+
+
+@pytest.mark.slow
 def test_nni_engine_in_process(tmp_path):
     summary = run_search(tiny(tmp_path, "nni", nni_strategy="evolution"))
     check_engine_results(tmp_path, "nni", summary)

@@ -134,8 +134,11 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
                  "--threads", "1", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["epochs"] == 1 and (sn / "supernet.pt").exists()
-    argv = ["search", "--supernet", str(sn), "--space", "tiny", "--data", "digits", "--budget", "3MFLOPs",
+    # no --space: a search with a supernet takes the space it was trained over
+    argv = ["search", "--supernet", str(sn), "--data", "digits", "--budget", "3MFLOPs",
             "--runs", str(tmp_path / "runs"), "--study", "s", "--threads", "1", "--json"]
+    assert main(argv + ["--space", "tiny-v2", "--trials", "1"]) == 2
+    assert "leave out --space" in capsys.readouterr().err
     assert main(argv + ["--trials", "30"]) == 0
     summary = json.loads(capsys.readouterr().out)
     import pandas as pd

@@ -64,7 +64,8 @@ COMMANDS = [
     Command(("search",), "cmd_search:search", "search the space under a budget (resumable study)", (
         opt("--budget", action="append", required=True, type=non_empty,
             help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut); repeat or comma-separate"),
-        SPACE, DATA,
+        opt("--space", help="space YAML or shipped name (default ghostnet; with --supernet, the space it was "
+            "trained over)"), DATA,
         opt("--trials", type=positive, help="evaluated trials in the study (default 16, or 1000 with "
             "--supernet); over-budget samples are rejected before training and not counted"),
         opt("--supernet", metavar="DIR", help="score candidates by a trained supernet's inherited weights "

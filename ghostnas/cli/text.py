@@ -54,7 +54,11 @@ def print_summary(summary: dict) -> None:
             print(f"  {title:<14} trial {b['trial']:>3}: val top-1 {b['val_acc']:.4f}, "
                   f"{b['macs'] / 1e6:.1f}M MACs, {b['params'] / 1e6:.2f}M params{lat}{dfc}")
     confirmed = summary.get("confirmed", {})
-    if "found_minus_baseline_points" in summary:
+    if "found_minus_baseline_points" in summary and summary.get("evaluator") == "supernet":
+        print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
+              "(inherited weights of one supernet, which ranks stand-alone training only roughly"
+              + ("" if confirmed else ": --confirm 2 re-trains the best stand-alone") + ")")
+    elif "found_minus_baseline_points" in summary:
         print(f"  found - hand-designed: {summary['found_minus_baseline_points']:+.2f} points "
               "(same proxy protocol, one run each" + ("" if confirmed else
                                                        ": a run's seed noise is several points; "

@@ -42,7 +42,7 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 @dataclass
 class SearchConfig:
     budgets: tuple[str, ...] = ("150MFLOPs",)
-    space: str = "ghostnet"
+    space: str | None = None  # None: ghostnet, or with a supernet the space it was trained over
     data: str = DEFAULT_DATA
     protocol: str = "proxy"
     epochs: int | None = None  # override the protocol's epochs
@@ -142,7 +142,12 @@ def check_numbers(cfg: SearchConfig) -> None:
 
 def make_context(cfg: SearchConfig) -> Context:
     budgets = parse_budgets(cfg.budgets)
-    space = load_space(cfg.space)
+    if cfg.space is None and cfg.supernet:
+        from ..supernet.elastic import read_supernet
+
+        space, _ = read_supernet(cfg.supernet)
+    else:
+        space = load_space(cfg.space)
     if not cfg.lut and any(b.kind == "latency_ms" for b in budgets):
         raise GhostNASError("a latency budget needs a latency table: pass --lut FILE "
                             "(build one with `ghostnas lut build`, or use results/luts/*.csv)")
@@ -182,8 +187,12 @@ def load_evaluator(ctx: Context) -> None:
 
         ctx.evaluator = SupernetEvaluator(cfg.supernet, ctx.data, ctx.protocol.resolution, cfg.device)
         if ctx.evaluator.record["space_hash"] != ctx.space.digest():
-            raise GhostNASError(f"supernet {cfg.supernet} was trained over space {ctx.evaluator.record['space_name']!r}, "
-                                f"not {ctx.space.name!r}; pass the same --space or train one for this space")
+            trained = ctx.evaluator.net.space
+            hint = ("leave out --space (a search with a supernet takes its space)" if trained.name != ctx.space.name
+                    else f"this {trained.name!r} differs from the supernet's (content digests {ctx.space.digest()} and "
+                    f"{trained.digest()}); leave out --space to search the supernet's")
+            raise GhostNASError(f"--space {cfg.space!r} is not the space supernet {cfg.supernet} was trained over "
+                                f"({trained.name!r}): {hint}")
     else:
         ctx.evaluator = ProxyEvaluator(ctx.data, ctx.protocol, cfg.device)
 
@@ -192,6 +201,7 @@ def check_config(ctx: Context) -> None:
     """Write config.json for a new study; refuse to resume one with a different identity."""
     path = ctx.run_dir / "config.json"
     mine = ctx.config.identity()
+    mine["space"] = mine["space"] or ctx.space.name  # as studies recorded it when --space had a default
     if ctx.config.supernet:  # the weights, not the folder's name: a retrained supernet is another study
         mine["supernet"] = ctx.evaluator.record["digest"]
     if path.exists():
@@ -211,7 +221,8 @@ def check_config(ctx: Context) -> None:
                                 "use the same settings to resume or --study NEW for a new search")
         return
     record = {"identity": mine, "config": dataclasses.asdict(ctx.config),
-              "protocol": ctx.protocol.to_dict() if ctx.protocol else None}
+              "protocol": ctx.protocol.to_dict() if ctx.protocol else None,
+              "space": ctx.space.to_dict()}  # the space itself: a supernet's need not be a file
     atomic_write_text(path, json.dumps(record, indent=1, default=list) + "\n")
 
 

@@ -10,7 +10,9 @@ Early stopping is Ray's ASHA scheduler on per-epoch validation accuracy (single 
 
 Weights: a worker saves the scored network to the run folder's ``weights/`` like the other
 engines, so the run folder must be on storage every node writes to (one machine, or a shared
-filesystem); the study's journal likewise.
+filesystem); the study's journal likewise. With ``--supernet`` each worker loads the supernet once
+and scores by inherited weights; every node needs the folder at the same path (a worker whose
+copy holds other weights stops the search with an error).
 
 Without ``--address`` a local Ray starts with this machine's CPUs, bound to 127.0.0.1, no
 dashboard, usage stats off; with ``--address`` the search joins that cluster.
@@ -39,9 +41,9 @@ def ray_trial(config: dict, payload: dict) -> None:
     from ray import tune
 
     from ..data import load_data
-    from ..space import load_space
+    from ..space import space_from_dict
     from ..train import Protocol
-    from .evaluators import ProxyEvaluator
+    from .evaluators import ProxyEvaluator, SupernetEvaluator
     from .pipeline import score
 
     torch.set_num_threads(payload["threads"])
@@ -49,8 +51,20 @@ def ray_trial(config: dict, payload: dict) -> None:
     key = (payload["data"], protocol.seed, protocol.resolution)
     if key not in _DATA_CACHE:  # a reused worker process loads the data once
         _DATA_CACHE[key] = load_data(payload["data"], seed=protocol.seed, folder_size=protocol.resolution)
-    evaluator = ProxyEvaluator(_DATA_CACHE[key], protocol, payload.get("device"))
-    arch = load_space(payload["space"]).to_arch(config["labels"])
+    if payload.get("supernet"):  # and the supernet once
+        sn_key = (*key, payload["supernet"])
+        if sn_key not in _DATA_CACHE:
+            _DATA_CACHE[sn_key] = SupernetEvaluator(payload["supernet"], _DATA_CACHE[key], protocol.resolution,
+                                                    payload.get("device"))
+        evaluator = _DATA_CACHE[sn_key]
+        if evaluator.record["digest"] != payload["supernet_digest"]:
+            tune.report({"val_acc": float("nan"), "epoch": 0, "user_error":
+                         f"the supernet at {payload['supernet']} on node {os.uname().nodename} is not the one the "
+                         "search started with (other weights); give every node the same folder"})
+            return
+    else:
+        evaluator = ProxyEvaluator(_DATA_CACHE[key], protocol, payload.get("device"))
+    arch = space_from_dict(payload["space"]).to_arch(config["labels"])
     start = time.perf_counter()
     history: list[float] = []
 
@@ -74,8 +88,9 @@ def ray_trial(config: dict, payload: dict) -> None:
         return
     if result is None:
         tune.report({"val_acc": float("nan"), "epoch": 0, "error": error})
-    else:
-        tune.report(metrics(len(history), history[-1]))
+    else:  # the evaluator's whole record, as the in-process engines keep it
+        tune.report({**metrics(protocol.epochs, result["val_acc"]),
+                     "scored": json.dumps({**result, "node": node}, default=str)})
 
 
 def _searcher_class():
@@ -121,6 +136,9 @@ def _searcher_class():
             acc = result.get("val_acc")
             if error or result.get("error") or acc is None or acc != acc:
                 tell(self.ctx, self.study, trial, outcome(self.ctx, cand, None, result.get("error") or "ray trial failed"))
+                return
+            if "scored" in result:  # the worker's final report
+                tell(self.ctx, self.study, trial, outcome(self.ctx, cand, json.loads(result["scored"]), None))
                 return
             scored = {"val_acc": acc, "seconds": result.get("seconds"), "node": result.get("node"),
                       "history": json.loads(result.get("history", "[]"))}
@@ -175,11 +193,14 @@ def run_ray(ctx: Context) -> None:
     started = start_ray(cfg.address)
     try:
         cpus = ray.cluster_resources().get("CPU", 1)
-        payload = {"space": ctx.space.source, "data": cfg.data, "protocol": ctx.protocol.to_dict(),
-                   "threads": max(1, int(cfg.cpus_per_trial)), "device": cfg.device}
+        payload = {"space": ctx.space.to_dict(), "data": cfg.data, "protocol": ctx.protocol.to_dict(),
+                   "threads": max(1, int(cfg.cpus_per_trial)), "device": cfg.device,
+                   "supernet": str(Path(cfg.supernet).resolve()) if cfg.supernet else None,
+                   "supernet_digest": ctx.evaluator.record["digest"] if cfg.supernet else None}
         trainable = tune.with_resources(tune.with_parameters(ray_trial, payload=payload),
                                         {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
-        scheduler = FIFOScheduler() if cfg.pareto else ASHAScheduler(
+        # a supernet's score comes at once: nothing to stop early
+        scheduler = FIFOScheduler() if cfg.pareto or cfg.supernet else ASHAScheduler(
             time_attr="epoch", max_t=ctx.protocol.epochs, grace_period=1, reduction_factor=2)
         searcher = _searcher_class()(ctx, study, n_new)
         tuner = tune.Tuner(

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..arch import Arch, make_divisible, se_channels
 from ..nn.ghostnet import GhostNet, create_model
-from ..space import Label, Labels, SearchSpace
+from ..space import Label, Labels, SearchSpace, space_from_dict
 
 
 def _crop(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -240,13 +240,11 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return F.kl_div(F.log_softmax(student, 1), F.softmax(teacher.detach(), 1), reduction="batchmean")
 
 
-def load_supernet(folder: "str | Path") -> tuple[SuperNet, dict[str, Any]]:
-    """A trained supernet from its folder (``supernet.pt`` + ``supernet.json``)."""
+def read_supernet(folder: "str | Path") -> tuple[SearchSpace, dict[str, Any]]:
+    """(the space it was trained over, its record) from a supernet's ``supernet.json``."""
     import json
 
     from ..errors import GhostNASError
-    from ..nn.weights import load_tensors
-    from ..space import space_from_dict
 
     folder = Path(folder)
     try:
@@ -254,7 +252,16 @@ def load_supernet(folder: "str | Path") -> tuple[SuperNet, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise GhostNASError(f"{folder}: not a trained supernet ({exc}); train one with "
                             "`ghostnas supernet train --out DIR`") from None
-    space = space_from_dict(record["space"], source=record["space"].get("name", "supernet"))
+    return space_from_dict(record["space"], source=record["space"].get("name", "supernet")), record
+
+
+def load_supernet(folder: "str | Path") -> tuple[SuperNet, dict[str, Any]]:
+    """A trained supernet from its folder (``supernet.pt`` + ``supernet.json``)."""
+    from ..errors import GhostNASError
+    from ..nn.weights import load_tensors
+
+    folder = Path(folder)
+    space, record = read_supernet(folder)
     net = SuperNet(space, record["num_classes"])
     state = load_tensors(folder / "supernet.pt", "supernet")
     try:

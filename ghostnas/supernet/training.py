@@ -107,7 +107,7 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
     x = prepare(data.x_train[:n], p.resolution, mean, std).to(dev)
     y = data.y_train[:n].to(dev)
     steps = max(1, n // p.batch_size)
-    record: dict[str, Any] = {"space": _space_dict(space), "space_name": space.name, "space_hash": space.digest(),
+    record: dict[str, Any] = {"space": space.to_dict(), "space_name": space.name, "space_hash": space.digest(),
                               "num_classes": data.num_classes, "data": data.describe(), "protocol": p.to_dict(),
                               "history": []}
     first = 1
@@ -163,13 +163,6 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
     if bar:
         bar.close()
     return json.loads((out / "supernet.json").read_text())
-
-
-def _space_dict(space: SearchSpace) -> dict[str, Any]:
-    d = {k: v for k, v in dataclasses.asdict(space).items() if k != "source"}
-    d["stages"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()} for st in d["stages"]]
-    d["width"] = list(d["width"])
-    return d
 
 
 def _record_key(record: dict[str, Any]) -> str:
