@@ -21,7 +21,7 @@ from ..errors import GhostNASError
 from ..io import sigint_held
 from .context import WORKER, Context, baseline
 from .pipeline import evaluate, propose
-from .study import counts_as_trial, keep_best_weights, open_study, optuna_module
+from .study import counts_as_trial, keep_best_weights, open_study, optuna_module, refresh_tables
 
 REJECTION_ROOM = 30  # NNI samples allowed per requested trial (rejections included)
 
@@ -88,8 +88,6 @@ def _model_space(nni, ensure_frozen, ModelSpace, dims):
 
 def _run_one(ctx: Context, study, labels: dict, extra: dict) -> float:
     """The trial pipeline for one NNI sample; the score NNI's strategy learns from (0 when rejected)."""
-    from ..results import write_results
-
     cand = propose(ctx, labels)
     if cand.rejected:
         _record(study, ctx.space, cand.labels, "PRUNED",
@@ -108,7 +106,7 @@ def _run_one(ctx: Context, study, labels: dict, extra: dict) -> float:
         number = _record(study, ctx.space, cand.labels, "COMPLETE", attrs, result.values[0])
         pending.replace(pending.with_name(f"trial_{number}.pt"))
         keep_best_weights(ctx, study)
-        write_results(ctx.run_dir, plots=False)
+        refresh_tables(ctx.run_dir)
     return result.values[0]
 
 

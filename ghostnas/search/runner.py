@@ -31,7 +31,11 @@ def run_search(cfg: SearchConfig) -> dict[str, Any]:
     module, _, function = ENGINES[cfg.engine].partition(":")
     run_engine = getattr(importlib.import_module(module), function)
     with sigint_watch():
-        run_engine(ctx)
+        try:
+            run_engine(ctx)
+        except KeyboardInterrupt:  # the tables may skip fast trials (study.refresh_tables): catch up
+            write_results(ctx.run_dir, plots=False)
+            raise
         if cfg.confirm:
             confirm_best(ctx, cfg.confirm)
         if cfg.check_latency and any(b.kind == "latency_ms" for b in ctx.budgets):
