@@ -106,8 +106,8 @@ def main() -> None:
                "recipe": record["protocol"], "supernet_digest": record["digest"], "machine": m}
     out = Path(args.out)
     stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}"  # one file set per recipe
-    df[["name", "macs", "params", "supernet_acc", "supernet_loss", "eval_s", "proxy_acc", *[c.name for c in longs]]].to_csv(
-        out / f"{stem}.csv", index=False)
+    columns = ["name", "macs", "params", "supernet_acc", "supernet_loss", "eval_s", "proxy_acc", *[c.name for c in longs]]
+    df[columns].to_csv(out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     lines = ["# Supernet fidelity (benchmarks/supernet_fidelity.py)", "",
              f"{len(df)} networks of proxy_fidelity{tag}.csv on `{args.data}`, reference: the mean of {n_long} long "
@@ -135,7 +135,9 @@ def recipe_proxy(out: Path, tag: str) -> pd.DataFrame:
     """name -> proxy_acc: seed 0 of the "proxy" recipe in proxy_recipes{tag}*.csv (the CPU file
     first, then a GPU one), for references measured without proxy runs of their own."""
     files = sorted(out.glob(f"proxy_recipes{tag}*.csv"), key=lambda p: p.stem != f"proxy_recipes{tag}")
-    runs = pd.concat([pd.read_csv(p) for p in files]) if files else pd.DataFrame(columns=["name", "recipe", "seed", "acc"])
+    if not files:
+        return pd.DataFrame(columns=["name", "proxy_acc"])
+    runs = pd.concat([pd.read_csv(p) for p in files])
     runs = runs[(runs.recipe == "proxy") & (runs.seed == 0)].drop_duplicates("name")
     return runs[["name", "acc"]].rename(columns={"acc": "proxy_acc"})
 

@@ -126,7 +126,8 @@ def fold_batchnorm(model: GhostNet) -> GhostNet:
             pairs += [(module, str(i), str(i + 1)) for i in range(len(module) - 1)
                       if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d)]
         for conv_name, bn_name in (("conv_stem", "bn1"), ("conv", "bn1"), ("conv_dw", "bn_dw")):
-            if isinstance(getattr(module, conv_name, None), nn.Conv2d) and isinstance(getattr(module, bn_name, None), nn.BatchNorm2d):
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 pairs.append((module, conv_name, bn_name))
     for parent, conv_name, bn_name in pairs:
         conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
