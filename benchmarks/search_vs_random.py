@@ -197,12 +197,11 @@ class StandAlone:
     stand-alone on the reference seeds (results cached, so a rerun trains nothing twice)."""
 
     def __init__(self, args) -> None:
-        import json
-
         from ghostnas.data import load_data
         from ghostnas.space import load_space
+        from ghostnas.supernet.elastic import read_supernet
 
-        record = json.loads((Path(args.supernet) / "supernet.json").read_text())
+        _, record = read_supernet(args.supernet)
         self.digest = record["digest"][:8]
         self.space = load_space(args.space)
         self.data, self.protocol = stand_alone_view(load_data(args.data), args.eval_protocol)

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_fidelity import acc_column, candidates  # noqa: E402
+from proxy_fidelity import acc_column, candidates, stem_for  # noqa: E402
 
-from ghostnas.data import DEFAULT_DATA, load_data, prepare  # noqa: E402
+from ghostnas.data import load_data, prepare  # noqa: E402
 from ghostnas.io import atomic_write_text, make_dir  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
@@ -52,8 +52,8 @@ def main() -> None:
     ap.add_argument("--out", default="results/benchmarks")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    tag = "" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}"
-    ref = pd.read_csv(Path(args.out) / f"proxy_fidelity{tag}.csv")
+    cpu = torch.device("cpu")
+    ref = pd.read_csv(Path(args.out) / f"{stem_for('proxy_fidelity', args.data, cpu)}.csv")
     ref = ref[ref[acc_column("long", 0)].notna()].reset_index(drop=True)
     net, record = load_supernet(args.supernet)
     space, resolution = net.space, record["protocol"]["resolution"]
@@ -106,8 +106,9 @@ def main() -> None:
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
         score(epoch)
     summary["machine"] = describe(threads=torch.get_num_threads())
-    pd.DataFrame(rows).to_csv(Path(args.out) / f"supernet_finetune{tag}.csv", index=False)
-    atomic_write_text(Path(args.out) / f"supernet_finetune{tag}.json", json.dumps(summary, indent=1) + "\n")
+    stem = Path(args.out) / stem_for("supernet_finetune", args.data, cpu)
+    pd.DataFrame(rows).to_csv(stem.with_suffix(".csv"), index=False)
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":

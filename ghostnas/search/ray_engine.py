@@ -32,7 +32,7 @@ from .pipeline import outcome, propose, trial_attrs
 from .study import (abandon, counts_as_trial, prepare_study, reject, stop_early, suggest_labels, tell,
                     weights_path)
 
-_DATA_CACHE: dict[tuple, Any] = {}
+_WORKER_CACHE: dict[tuple, Any] = {}  # a reused worker process keeps its data (and supernet)
 
 
 def ray_trial(config: dict, payload: dict) -> None:
@@ -49,21 +49,21 @@ def ray_trial(config: dict, payload: dict) -> None:
     torch.set_num_threads(payload["threads"])
     protocol = Protocol.from_dict(payload["protocol"])
     key = (payload["data"], protocol.seed, protocol.resolution)
-    if key not in _DATA_CACHE:  # a reused worker process loads the data once
-        _DATA_CACHE[key] = load_data(payload["data"], seed=protocol.seed, folder_size=protocol.resolution)
+    if key not in _WORKER_CACHE:  # a reused worker process loads the data once
+        _WORKER_CACHE[key] = load_data(payload["data"], seed=protocol.seed, folder_size=protocol.resolution)
     if payload.get("supernet"):  # and the supernet once
         sn_key = (*key, payload["supernet"])
-        if sn_key not in _DATA_CACHE:
-            _DATA_CACHE[sn_key] = SupernetEvaluator(payload["supernet"], _DATA_CACHE[key], protocol.resolution,
+        if sn_key not in _WORKER_CACHE:
+            _WORKER_CACHE[sn_key] = SupernetEvaluator(payload["supernet"], _WORKER_CACHE[key], protocol.resolution,
                                                     payload.get("device"))
-        evaluator = _DATA_CACHE[sn_key]
+        evaluator = _WORKER_CACHE[sn_key]
         if evaluator.record["digest"] != payload["supernet_digest"]:
             tune.report({"val_acc": float("nan"), "epoch": 0, "user_error":
                          f"the supernet at {payload['supernet']} on node {os.uname().nodename} is not the one the "
                          "search started with (other weights); give every node the same folder"})
             return
     else:
-        evaluator = ProxyEvaluator(_DATA_CACHE[key], protocol, payload.get("device"))
+        evaluator = ProxyEvaluator(_WORKER_CACHE[key], protocol, payload.get("device"))
     arch = space_from_dict(payload["space"]).to_arch(config["labels"])
     start = time.perf_counter()
     history: list[float] = []
