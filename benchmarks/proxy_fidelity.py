@@ -16,7 +16,9 @@ Resumable: each training is merged into results/benchmarks/proxy_fidelity.csv as
 a rerun fills in only missing columns, so raising ``--proxy-seeds`` or ``--long-seeds`` trains
 only the new seeds. Several processes can share the work (``--shard 0/2`` and ``--shard 1/2``,
 each with ``--threads 1``: on 2 cores that trains more images per second than one process with 2
-threads); rows are merged under a file lock. On the 2-core CPU: about 8 minutes per proxy seed
+threads): each starts on its own shard's networks, then takes any run no live process has claimed,
+so none sits idle while another has a queue; a killed worker's run is taken over from its last
+epoch's checkpoint. Rows are merged under a file lock. On the 2-core CPU: about 8 minutes per proxy seed
 and 65 per long seed (all 23 networks, two shards). ``--device cuda`` trains on a GPU into a
 file of its own (``proxy_fidelity-cuda.csv``): a GPU run (mixed precision, other kernels) does not
 reproduce the CPU run of the same seed, so the two are never mixed in one table.
@@ -38,7 +40,7 @@ from scipy.stats import kendalltau
 
 from ghostnas import count, load_arch
 from ghostnas.data import DEFAULT_DATA, load_data, prepare
-from ghostnas.io import atomic_write_text, merge_csv_row
+from ghostnas.io import atomic_write_text, merge_csv_row, work_claim
 from ghostnas.machine import describe
 from ghostnas.space import load_space
 from ghostnas.train import get_protocol, pick_device, train, train_checkpointed
@@ -117,10 +119,10 @@ def tau_of_k_seed_means(runs: list[pd.Series], reference: pd.Series) -> dict[int
 
 
 def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
-    """Train what the CSV lacks for this shard, merging each result as it finishes."""
+    """Train what the CSV lacks, merging each result as it finishes. Processes running this at
+    once share the work by claims (``work_claim``): each starts on its own shard's networks, then
+    takes any other network's run that no live process holds."""
     shard, shards = (int(v) for v in args.shard.split("/"))
-    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
-    rows = {r["name"]: r for r in done.to_dict("records")}
     mean, std = data.stats()
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
     yb = data.y_train[:64]
@@ -129,34 +131,53 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
     columns = [(acc_column(kind, k), (proxy if kind == "proxy" else long).replace(seed=k))
                for k in range(max(args.proxy_seeds, args.long_seeds))
                for kind, n in (("proxy", args.proxy_seeds), ("long", args.long_seeds)) if k < n]
-    networks = [c for i, c in enumerate(candidates(args.n_random)) if i % shards == shard]
+    networks = list(enumerate(candidates(args.n_random)))
+    networks = [c for i, c in networks if i % shards == shard] + [c for i, c in networks if i % shards != shard]
     for column, protocol in columns:
         for name, arch in networks:
-            row = dict(rows.get(name, {}))
-            # a proxy run also records its SoTL: a row missing it re-trains that proxy
-            if not (pd.isna(row.get(column))
-                    or (column.startswith("proxy") and pd.isna(row.get(sotl_column(column))))):
+            if done(read_rows(csv_path).get(name, {}), column):
                 continue
-            if "macs" not in row:
-                cost = count(arch)
-                row.update(name=name, params=cost.params, macs=cost.macs)
-                for method in SCORERS:
-                    t = time.perf_counter()
-                    row[method] = score(arch, xb, yb, data.num_classes, method)
-                    row[f"{method}_s"] = round(time.perf_counter() - t, 3)
-            if column.startswith("proxy"):
-                r = train(arch, data, protocol, device=args.device)
-            else:  # minutes long: checkpointed each epoch, so a stopped shard resumes mid-run
-                r = train_checkpointed(arch, long_data, protocol, device=args.device)
-            row.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2),
-                        column.replace("_acc", "_split"): r.scored_on})
-            if column.startswith("proxy"):
-                row[sotl_column(column)] = round(-sum(h["train_loss"] for h in r.history), 5)
-            if column == "proxy_acc":
-                row["threads"] = torch.get_num_threads()
-            rows[name] = row
-            merge_csv_row(csv_path, row, ("name",))  # after each training: shards share the file
-            print(json.dumps({"name": name, column: r.val_acc, "seconds": round(r.seconds, 1)}), flush=True)
+            with work_claim(csv_path, f"{name} {column}") as mine:
+                row = read_rows(csv_path).get(name, {})  # as it is now: another process may have run it
+                if not mine or done(row, column):
+                    continue
+                run_one(args, csv_path, row, name, arch, column, protocol, data, long_data, xb, yb)
+
+
+def read_rows(csv_path: Path) -> dict[str, dict]:
+    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+    return {r["name"]: r for r in done.to_dict("records")}
+
+
+def done(row: dict, column: str) -> bool:
+    # a proxy run also records its SoTL: a row missing it re-trains that proxy
+    return not (pd.isna(row.get(column))
+                or (column.startswith("proxy") and pd.isna(row.get(sotl_column(column)))))
+
+
+def run_one(args, csv_path: Path, row: dict, name: str, arch, column: str, protocol, data, long_data,
+            xb, yb) -> None:
+    """One network's training for one column (and its zero-cost scores on its first), merged."""
+    new = {"name": name}  # only this run's columns: other workers merge into the same row
+    if "macs" not in row:
+        cost = count(arch)
+        new.update(params=cost.params, macs=cost.macs)
+        for method in SCORERS:
+            t = time.perf_counter()
+            new[method] = score(arch, xb, yb, data.num_classes, method)
+            new[f"{method}_s"] = round(time.perf_counter() - t, 3)
+    if column.startswith("proxy"):
+        r = train(arch, data, protocol, device=args.device)
+    else:  # minutes long: checkpointed each epoch, so a stopped worker's run resumes mid-way
+        r = train_checkpointed(arch, long_data, protocol, device=args.device)
+    new.update({column: r.val_acc, column.replace("_acc", "_s"): round(r.seconds, 2),
+                column.replace("_acc", "_split"): r.scored_on})
+    if column.startswith("proxy"):
+        new[sotl_column(column)] = round(-sum(h["train_loss"] for h in r.history), 5)
+    if column == "proxy_acc":
+        new["threads"] = torch.get_num_threads()
+    merge_csv_row(csv_path, new, ("name",), update=True)
+    print(json.dumps({"name": name, column: r.val_acc, "seconds": round(r.seconds, 1)}), flush=True)
 
 
 def main() -> None:

@@ -79,11 +79,13 @@ def merge_json(path: "str | os.PathLike[str]", updates: dict) -> dict:
     return data
 
 
-def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...]) -> list[dict]:
+def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...], *,
+                  update: bool = False) -> list[dict]:
     """Add ``row`` to the CSV at ``path``, replacing any row with the same values in the ``key``
-    columns, under an exclusive lock beside the file, so several processes (benchmark shards) can
-    add rows to one table without losing each other's. Returns all rows now in the file (values
-    read back are strings)."""
+    columns (``update``: only the columns ``row`` has, keeping the old row's others), under an
+    exclusive lock beside the file, so several processes (benchmark shards) can add rows to one
+    table without losing each other's. Returns all rows now in the file (values read back are
+    strings)."""
     import csv
 
     target = Path(path)
@@ -91,8 +93,11 @@ def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...
         rows: list[dict] = []
         if target.exists():
             with open(target, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh)
-                        if any(r.get(k) != str(row[k]) for k in key)]
+                rows = list(csv.DictReader(fh))
+        same = [r for r in rows if all(r.get(k) == str(row[k]) for k in key)]
+        rows = [r for r in rows if not any(r is s for s in same)]
+        if update and same:
+            row = {**same[-1], **row}
         rows.append(row)
         fields = list(dict.fromkeys(k for r in rows for k in r))
 
@@ -105,6 +110,63 @@ def merge_csv_row(path: "str | os.PathLike[str]", row: dict, key: tuple[str, ...
         atomic_write(target, write)
     return rows
 
+
+@contextlib.contextmanager
+def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
+    """Claim ``item`` among the processes adding rows to the results file ``path``: yields True
+    when this process now holds it (released on exit, also on an error), False when another live
+    process does. Any number of processes running the same benchmark thus share its work without
+    a fixed split, and one that finishes early takes what is left. Claims are kept in
+    ``<path stem>.claims.json`` under the lock of ``merge_csv_row``; a claim whose process has
+    died (same host) is taken over, so a killed worker's item is picked up, and a checkpointed
+    run resumes where it stopped. Write the item's result before leaving the block: another
+    process may claim it as soon as it is released."""
+    import json
+    import socket
+
+    target = Path(path)
+    claims_path = target.with_name(target.stem + ".claims.json")
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def read() -> dict:
+        try:
+            return json.loads(claims_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    with _locked(target):
+        claims = read()
+        holder = claims.get(item)
+        if holder is not None and holder != me and _alive(holder):
+            mine = False
+        else:
+            claims[item] = me
+            atomic_write_text(claims_path, json.dumps(claims, indent=1) + "\n")
+            mine = True
+    try:
+        yield mine
+    finally:
+        if mine:
+            with _locked(target):
+                claims = read()
+                if claims.get(item) == me:
+                    del claims[item]
+                    atomic_write_text(claims_path, json.dumps(claims, indent=1) + "\n")
+
+
+def _alive(holder: dict) -> bool:
+    """Whether a claim's process still runs; one on another host is taken as running."""
+    import socket
+
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except PermissionError:  # alive, another user's
+        return True
+    except (ProcessLookupError, KeyError, ValueError, TypeError):  # gone, or a garbled claim
+        return False
+    return True
 
 # ---- Ctrl-C ---------------------------------------------------------------------------------
 # A library interrupted mid-call does not always let KeyboardInterrupt through: matplotlib's

@@ -115,6 +115,74 @@ def test_merge_csv_row_replaces_same_key_and_keeps_others(tmp_path):
     assert path.read_bytes().split(b"\n")[0] == b"name,acc,extra"  # plain LF line ends
 
 
+def test_merge_csv_row_update_keeps_the_columns_another_worker_wrote(tmp_path):
+    from ghostnas.io import merge_csv_row
+
+    path = tmp_path / "t.csv"
+    merge_csv_row(path, {"name": "a", "seed0": 0.9}, ("name",))
+    merge_csv_row(path, {"name": "a", "seed1": 0.8}, ("name",), update=True)
+    merge_csv_row(path, {"name": "b", "seed1": 0.7}, ("name",), update=True)
+    assert [(r["name"], r["seed0"], r["seed1"]) for r in _rows(path)] == [("a", "0.9", "0.8"), ("b", "", "0.7")]
+
+
+def _share_work(path: str, worker: int) -> None:
+    import time
+
+    from ghostnas.io import merge_csv_row, work_claim
+
+    for item in "abcdef":
+        with work_claim(path, item) as mine:
+            if mine and item not in {r["item"] for r in _rows(path)}:
+                time.sleep(0.05)
+                merge_csv_row(path, {"item": item, "worker": worker}, ("item",))
+
+
+def _rows(path) -> list[dict]:
+    import csv
+
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        return []
+
+
+def test_processes_share_work_by_claims_and_take_over_a_dead_ones(tmp_path):
+    import json
+    import multiprocessing
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from ghostnas.io import work_claim
+
+    path = tmp_path / "results.csv"
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    # a live process's claim is respected, a dead one's (or a garbled one) is taken over
+    (tmp_path / "results.claims.json").write_text(json.dumps({
+        "live": {"pid": os.getppid(), "host": host}, "dead": {"pid": int(dead), "host": host},
+        "garbled": {"host": host}}))
+    with work_claim(path, "live") as mine:
+        assert not mine
+    for item in ("dead", "garbled"):
+        with work_claim(path, item) as mine:
+            assert mine
+    assert set(json.loads((tmp_path / "results.claims.json").read_text())) == {"live"}  # released
+    # two workers over the same six items: each done exactly once, both did some
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_share_work, args=(str(path), w)) for w in (0, 1)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    rows = _rows(path)
+    assert sorted(r["item"] for r in rows) == list("abcdef")
+    assert {r["worker"] for r in rows} == {"0", "1"}
+
+
 def test_merge_json_keeps_other_writers_keys(tmp_path):
     import json
 
