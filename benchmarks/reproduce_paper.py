@@ -25,11 +25,13 @@ standard errors.
 Files: for ``--data fashion-mnist`` (the data every accuracy claim of the project uses)
 ``results/paper_vs_search.csv`` and ``results/REPORT.md``, other data ``-<data>`` appended
 (``REPORT-mnist5k-clutter.md``). Resumable: every training result is cached in
-``<work>/evals.json`` (several processes may share it: run levels in parallel with
-``--threads 1``, then once with every level to write the combined table), searches are ordinary
-resumable studies under ``<work>/runs``, a missing supernet is trained (resumably) into
-``--supernet``. Latencies are measured once and cached (``latency-*.json``, with the network's
-digest); measure on an idle machine.
+``<work>/evals.json``, searches are ordinary resumable studies under ``<work>/runs`` (their picks
+in ``picks.json``), a missing supernet is trained (resumably) into ``--supernet``. Parallel: start
+the same command in several processes (``--threads 1`` each, one per core); they share the work
+unit by unit (the supernet, each search, each training: ``ghostnas.io.work_claim``), a killed
+one's unit is taken over from its checkpoint, and the last to finish writes the table.
+Latencies are measured then, for every network with the same method (cached in
+``latency-*.json`` with the network's digest), while the other processes are done or waiting.
 """
 
 from __future__ import annotations
@@ -40,17 +42,19 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 
-from ghostnas import count, paper_arch
+from ghostnas import count, load_arch, paper_arch
 from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.lut import LatencyModel
 from ghostnas.data import DEFAULT_DATA, load_data
 from ghostnas.defaults import CONFIRM_SEEDS
-from ghostnas.io import atomic_write, atomic_write_text, merge_json
+from ghostnas.io import atomic_write, atomic_write_text, merge_json, work_claim
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
 from ghostnas.space import load_space
@@ -66,20 +70,32 @@ MIN_LEAD_SES = 2.0
 
 class Evals:
     """Training results cached by (arch, protocol, seed, split), written after each one. Several
-    processes (one per ``--levels`` value) may share the file."""
+    processes may share the file."""
 
     def __init__(self, path: Path, data):
         self.path, self.data = path, data
         self.cache = json.loads(path.read_text()) if path.exists() else {}
 
-    def acc(self, arch: Arch, protocol: str, seed: int, data=None) -> float:
+    def key(self, arch: Arch, protocol: str, seed: int, data=None) -> str:
         data = data or self.data
         proto = get_protocol(protocol).replace(seed=seed)
         parts = [arch.to_dict(), proto.to_dict()] + ([data.scored_on] if data.scored_on != "val" else [])
-        key = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-        if key not in self.cache:
+        return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def has(self, arch: Arch, protocol: str, seed: int, data=None) -> bool:
+        """Whether the run is cached, by this or any other process sharing the file."""
+        key = self.key(arch, protocol, seed, data)
+        if key not in self.cache and self.path.exists():
+            self.cache = json.loads(self.path.read_text())
+        return key in self.cache
+
+    def acc(self, arch: Arch, protocol: str, seed: int, data=None) -> float:
+        data = data or self.data
+        proto = get_protocol(protocol).replace(seed=seed)
+        key = self.key(arch, protocol, seed, data)
+        if not self.has(arch, protocol, seed, data):
             r = train_checkpointed(arch, data, proto)  # resumes a run stopped part-way
-            # merged under a lock: processes running other levels cache into the same file
+            # merged under a lock: other processes cache into the same file
             self.cache = merge_json(self.path, {key: {
                 "arch": arch.name, "protocol": protocol, "seed": seed, "val_acc": r.val_acc,
                 "split": r.scored_on, "seconds": round(r.seconds, 1)}})
@@ -92,12 +108,11 @@ class Evals:
 
 
 def best_found(cfg: SearchConfig, space, evals: Evals, pick_long_seed: int | None = None
-               ) -> tuple[Arch | None, float | None, float | None]:
-    """The study's best non-baseline network, the validation score that made it best, and its
-    latency as the search measured it (None: not measured). The score is its mean over proxy seeds
-    after ``--confirm`` (else the evaluator's score), or with ``pick_long_seed`` its long training
-    on that seed, the best by that of the confirmed finalists that met a latency budget when
-    measured (the search times them: ``search.runner.check_latency``)."""
+               ) -> tuple[Arch | None, float | None]:
+    """The study's best non-baseline network and the validation score that made it best: its mean
+    over proxy seeds after ``--confirm`` (else the evaluator's score), or with ``pick_long_seed``
+    its long training on that seed, the best by that of the confirmed finalists that met a latency
+    budget when measured (the search times them: ``search.runner.check_latency``)."""
     summary = run_search(cfg)
     confirmed = summary.get("confirmed", {})
     name = f"found-{cfg.study}"  # one name for every candidate: the evals cache keys on it
@@ -112,9 +127,9 @@ def best_found(cfg: SearchConfig, space, evals: Evals, pick_long_seed: int | Non
     else:
         found = confirmed.get("best_found") or summary.get("best_found")
         if not found:
-            return None, None, None
+            return None, None
         score = found["val_acc_mean"] if confirmed.get("best_found") else found["val_acc"]
-    return space.to_arch(found["arch"], name=name), score, found.get("latency_ms_measured")
+    return space.to_arch(found["arch"], name=name), score
 
 
 def stand_alone_view(data, protocol: str | None = None):
@@ -211,13 +226,10 @@ def measured_ms(path: Path, arch, lut: LatencyModel) -> float:
 
 
 def ensure_supernet(folder: Path, space, data_spec: str, recipe: str, epochs: int | None) -> None:
-    """Train the supernet the search needs when ``folder`` has none yet (resumes a partial one)."""
+    """Train the supernet the searches need into ``folder`` (resumes a partial one)."""
     from ghostnas.supernet import get_supernet_protocol, train_supernet
 
-    record = folder / "supernet.json"
     protocol = get_supernet_protocol(recipe, epochs=epochs)
-    if record.exists() and json.loads(record.read_text()).get("epochs_done", 0) >= protocol.epochs:
-        return
     data = load_data(data_spec, seed=protocol.seed, folder_size=protocol.resolution)
     print(f"training the supernet into {folder} ({protocol.name}, {protocol.epochs} epochs)", flush=True)
     train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty())
@@ -283,6 +295,55 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
     print("\n".join(lines))
 
 
+def _always() -> bool:
+    return True
+
+
+@dataclass
+class Unit:
+    """A piece of the benchmark's work: done (by any process), how to do it, and whether what it
+    needs is there yet."""
+    key: str
+    done: Callable[[], bool]
+    run: Callable[[], object]
+    ready: Callable[[], bool] = field(default=_always)
+
+
+def _has(path: Path, key: str) -> bool:
+    return path.exists() and key in json.loads(path.read_text())
+
+
+def run_units(units: list[Unit], claims: Path, max_wait_s: float = 30.0) -> None:
+    """Do every unit not done yet, in order, skipping those another live process holds or whose
+    inputs are not there yet; return when all are done, by this process or the others (waiting
+    for theirs), so the caller can build the table from the caches."""
+    wait = 0.5
+    while True:
+        left = [u for u in units if not u.done()]
+        if not left:
+            return
+        ran = False
+        for u in left:
+            if not u.ready():
+                continue
+            with work_claim(claims, u.key) as mine:
+                if mine and not u.done():
+                    u.run()
+                    ran = True
+        # the rest is held by other processes, or waits on theirs: look again soon, then less often
+        wait = 0.5 if ran else min(2 * wait, max_wait_s)
+        if not ran:
+            time.sleep(wait)
+
+
+def supernet_trained(folder: Path, recipe: str, epochs: int | None) -> bool:
+    from ghostnas.supernet import get_supernet_protocol
+
+    record = folder / "supernet.json"
+    protocol = get_supernet_protocol(recipe, epochs=epochs)
+    return record.exists() and json.loads(record.read_text()).get("epochs_done", 0) >= protocol.epochs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--levels", type=float, nargs="+", default=[0.5, 1.0, 1.3])
@@ -318,77 +379,121 @@ def main() -> None:
     t0 = time.perf_counter()
     out = Path(args.out)
     suffix = "" if args.data == HEADLINE_DATA else f"-{args.data.replace(':', '_')}"
-
-    def save_table(rows: list[dict]) -> pd.DataFrame:  # after each found network, and at the end
-        df = pd.DataFrame(rows, columns=COLUMNS)
-        atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
-        return df
-
     work = out / f"paper_vs_search{suffix}"
     work.mkdir(parents=True, exist_ok=True)
     data = load_data(args.data)
     scored, eval_protocol = stand_alone_view(data, args.eval_protocol)
     evals = Evals(work / "evals.json", data)
+    picks = work / "picks.json"  # study -> {"picked_by_val": x}, or null when it found nothing
     space = load_space("ghostnet")
     lut = LatencyModel.load(args.lut)
-    if "supernet" in args.evaluators:
-        ensure_supernet(Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs)
-    rows, blocks = [], []
+    levels = []
     for width in args.levels:
-        level = f"{width:g}x"
         paper = paper_arch(width, resolution=space.resolution, num_classes=space.num_classes, dropout=space.dropout)
-        paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
-        paper_accs = evaluate(paper, evals, eval_protocol, args.seeds, scored)
-        cost = count(paper)
         # the search reads latency from the table, so its budget is the paper network as the table
         # predicts it: a table off by a few percent for this network (the default onnxruntime one
         # reads paper-0.5x 4.6% over its measured time) would otherwise put the paper network itself
         # over its own budget and leave the search almost nothing to find. Verdicts compare measured times.
-        budgets = {"macs": f"{cost.macs}MACs"}
+        budgets = {"macs": f"{count(paper).macs}MACs"}
         if "latency" in args.kinds:  # (fitting a sampled table's predictor takes a while: only when needed)
             budgets["latency"] = f"{lut.predict_arch(paper):.3f}ms"
-        common = {"level": level, "data": args.data, "seeds": " ".join(map(str, args.seeds)),
-                  "protocol": eval_protocol, "split": scored.scored_on}
+        levels.append((f"{width:g}x", paper, budgets))
+
+    def search_config(level: str, kind: str, evaluator: str, budget: str) -> SearchConfig:
+        supernet = evaluator == "supernet"
+        return SearchConfig(budgets=(budget,), data=args.data, seed=0, study=f"{level}-{kind}-{evaluator}",
+                            trials=args.supernet_trials if supernet else args.trials,
+                            supernet=args.supernet if supernet else None, out=str(work / "runs"),
+                            progress=False, lut=args.lut if kind == "latency" else None,
+                            threads=args.threads, confirm=args.confirm)
+
+    def picked(study: str) -> dict | None:
+        return (json.loads(picks.read_text()) if picks.exists() else {}).get(study)
+
+    def found_arch(study: str) -> Arch:
+        return load_arch(work / f"found-{study}.json")  # named found-<study>: the evals cache keys on it
+
+    def search(cfg: SearchConfig) -> None:
+        print(f"{cfg.study}: searching within {cfg.budgets[0]}", flush=True)
+        found, picked_by = best_found(cfg, space, evals, args.pick_long_seed)
+        if found is not None:
+            atomic_write_text(work / f"found-{cfg.study}.json", json.dumps(found.to_dict(), indent=1) + "\n")
+        merge_json(picks, {cfg.study: None if found is None else {"picked_by_val": round(picked_by, 4)}})
+
+    # The work as units any number of processes share (``work_claim``): the supernet, then every
+    # search, then every stand-alone training, each done once by whichever process takes it first.
+    supernet_done = lambda: supernet_trained(Path(args.supernet), args.supernet_recipe, args.supernet_epochs)  # noqa: E731
+    units = []
+    if "supernet" in args.evaluators:
+        units.append(Unit("supernet", supernet_done, lambda: ensure_supernet(
+            Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs)))
+    for level, paper, budgets in levels:
         for kind in args.kinds:
-            budget = budgets[kind]
-            rows.append({**common, "budget": budget, "model": "paper", "evaluator": "", "params": cost.params,
-                         "macs": cost.macs, "latency_ms": round(paper_ms, 3),
-                         "acc_mean": round(statistics.mean(paper_accs), 4),
-                         "acc_sd": round(statistics.stdev(paper_accs), 4) if len(paper_accs) > 1 else 0.0})
             for evaluator in args.evaluators:
-                print(f"level {level}, budget {budget}, {evaluator} search", flush=True)
-                supernet = evaluator == "supernet"
-                cfg = SearchConfig(budgets=(budget,), data=args.data, seed=0, study=f"{level}-{kind}-{evaluator}",
-                                   trials=args.supernet_trials if supernet else args.trials,
-                                   supernet=args.supernet if supernet else None, out=str(work / "runs"),
-                                   progress=False, lut=args.lut if kind == "latency" else None,
-                                   threads=args.threads, confirm=args.confirm)
-                found, picked_by, found_ms = best_found(cfg, space, evals, args.pick_long_seed)
-                if found is None:
-                    continue
-                fpath = work / f"found-{level}-{kind}-{evaluator}.json"
-                atomic_write_text(fpath, json.dumps(found.to_dict(), indent=1) + "\n")
-                if found_ms is None:  # a MAC budget: the search timed nothing
-                    found_ms = measured_ms(work / f"latency-found-{level}-{kind}-{evaluator}.json", found, lut)
-                accs = evaluate(found, evals, eval_protocol, args.seeds, scored)
-                points, se = lead(accs, paper_accs)
-                fc = count(found)
-                rows.append({**common, "budget": budget, "model": "found", "evaluator": evaluator,
-                             "params": fc.params, "macs": fc.macs, "latency_ms": round(found_ms, 3),
-                             "acc_mean": round(statistics.mean(accs), 4),
-                             "acc_sd": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
-                             "lead_points": round(points, 2), "lead_se_points": round(se, 2),
-                             "picked_by_val": round(picked_by, 4)})
-                run = Path(cfg.out) / cfg.study
-                plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
-                         for x in ("macs", "latency") if (run / f"acc_vs_{x}.png").exists()]
-                blocks += [f"### {level}, budget {budget}, {evaluator} search", "",
-                           f"Search: `{run}` (arch `{fpath.name}`).", "", *changes(paper, found), "", *plots, "",
-                           *block_table(paper, found), ""]
-                save_table(rows)
-    df = save_table(rows)
-    write_report(out / f"REPORT{suffix}.md", df, blocks, args, evals, eval_protocol, scored.scored_on,
-                 len(scored.y_val), time.perf_counter() - t0)
+                cfg = search_config(level, kind, evaluator, budgets[kind])
+                units.append(Unit(f"search {cfg.study}", lambda st=cfg.study: _has(picks, st),
+                                  lambda c=cfg: search(c), ready=supernet_done if evaluator == "supernet" else _always))
+    for level, paper, budgets in levels:
+        for seed in args.seeds:
+            units.append(Unit(f"train paper-{level} seed {seed}",
+                              lambda a=paper, sd=seed: evals.has(a, eval_protocol, sd, scored),
+                              lambda a=paper, sd=seed: evals.acc(a, eval_protocol, sd, scored)))
+        for kind in args.kinds:
+            for evaluator in args.evaluators:
+                study = f"{level}-{kind}-{evaluator}"
+                for seed in args.seeds:
+                    units.append(Unit(
+                        f"train found-{study} seed {seed}",
+                        lambda st=study, sd=seed: _has(picks, st) and (picked(st) is None or evals.has(
+                            found_arch(st), eval_protocol, sd, scored)),
+                        lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
+                        ready=lambda st=study: picked(st) is not None))
+    run_units(units, work / "units")
+
+    # The table and the report, from the caches, by one process (the others have nothing left).
+    # Latencies are measured here, where the other processes are done or waiting: on a quiet machine.
+    with work_claim(work / "units", "report") as mine:
+        if not mine:
+            print("another process is writing the table and the report", flush=True)
+            return
+        rows, blocks = [], []
+        for level, paper, budgets in levels:
+            paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
+            paper_accs = evaluate(paper, evals, eval_protocol, args.seeds, scored)
+            cost = count(paper)
+            common = {"level": level, "data": args.data, "seeds": " ".join(map(str, args.seeds)),
+                      "protocol": eval_protocol, "split": scored.scored_on}
+            for kind in args.kinds:
+                budget = budgets[kind]
+                rows.append({**common, "budget": budget, "model": "paper", "evaluator": "", "params": cost.params,
+                             "macs": cost.macs, "latency_ms": round(paper_ms, 3),
+                             "acc_mean": round(statistics.mean(paper_accs), 4),
+                             "acc_sd": round(statistics.stdev(paper_accs), 4) if len(paper_accs) > 1 else 0.0})
+                for evaluator in args.evaluators:
+                    study = f"{level}-{kind}-{evaluator}"
+                    if picked(study) is None:
+                        continue
+                    found = found_arch(study)
+                    found_ms = measured_ms(work / f"latency-found-{study}.json", found, lut)
+                    accs = evaluate(found, evals, eval_protocol, args.seeds, scored)
+                    points, se = lead(accs, paper_accs)
+                    fc = count(found)
+                    rows.append({**common, "budget": budget, "model": "found", "evaluator": evaluator,
+                                 "params": fc.params, "macs": fc.macs, "latency_ms": round(found_ms, 3),
+                                 "acc_mean": round(statistics.mean(accs), 4),
+                                 "acc_sd": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+                                 "lead_points": round(points, 2), "lead_se_points": round(se, 2),
+                                 "picked_by_val": picked(study)["picked_by_val"]})
+                    run = work / "runs" / study
+                    plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
+                             for x in ("macs", "latency") if (run / f"acc_vs_{x}.png").exists()]
+                    blocks += [f"### {level}, budget {budget}, {evaluator} search", "",
+                               f"Search: `{run}` (arch `found-{study}.json`).", "", *changes(paper, found), "",
+                               *plots, "", *block_table(paper, found), ""]
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
+        write_report(out / f"REPORT{suffix}.md", df, blocks, args, evals, eval_protocol, scored.scored_on,
+                     len(scored.y_val), time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,23 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(args, tmp_path):
+def run(args, tmp_path, processes=1):
+    """The benchmark in ``processes`` processes at once (sharing its work); each one's output."""
     cmd = [sys.executable, "benchmarks/reproduce_paper.py", "--levels", "1.0", "--confirm", "0", "--seeds", "3", "4",
            "--eval-protocol", "smoke", "--data", "synthetic:120", "--threads", "1", "--out", str(tmp_path), *args]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
-    return pd.read_csv(tmp_path / "paper_vs_search-synthetic_120.csv")
+    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(processes)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * processes, outputs
+    return pd.read_csv(tmp_path / "paper_vs_search-synthetic_120.csv"), outputs
 
 
 def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
-    table = run(["--trials", "2", "--kinds", "macs"], tmp_path)
+    # two processes share the work: each training is done once, by one of them
+    table, outputs = run(["--trials", "2", "--kinds", "macs"], tmp_path, processes=2)
+    trained = [line for out in outputs for line in out.splitlines() if " smoke seed " in line]
+    assert len(trained) == 4 and len(set(line.split(":")[0] for line in trained)) == 4, outputs
+    assert sum("another process is writing the table" in out for out in outputs) <= 1
     required = ["level", "budget", "model", "evaluator", "data", "params", "macs", "latency_ms", "acc_mean",
                 "acc_sd", "seeds", "lead_points", "lead_se_points"]  # the columns the issue names
     assert required == list(table.columns[:len(required)])
@@ -40,7 +48,7 @@ def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
 
 
 def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_path):
-    table = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--supernet-trials", "3",
+    table, _ = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--supernet-trials", "3",
                  "--evaluators", "supernet", "--kinds", "latency"], tmp_path)
     assert (tmp_path / "sn" / "supernet.pt").exists()  # trained first, as the search needs it
     assert list(zip(table.model, table.evaluator.fillna(""))) == [("paper", ""), ("found", "supernet")]
