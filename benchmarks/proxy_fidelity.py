@@ -39,7 +39,7 @@ import torch
 from scipy.stats import kendalltau
 
 from ghostnas import count, load_arch
-from ghostnas.data import DEFAULT_DATA, load_data, prepare
+from ghostnas.data import DEFAULT_DATA, data_tag, load_data, prepare
 from ghostnas.io import atomic_write_text, merge_csv_row, work_claim
 from ghostnas.machine import describe
 from ghostnas.space import load_space
@@ -64,7 +64,7 @@ def candidates(n_random: int):
 def stem_for(kind: str, data: str, device: torch.device) -> str:
     """A benchmark's file stem: proxy_fidelity, proxy_fidelity-fashion-mnist, ...-cuda (a GPU's runs
     are never mixed with the CPU's in one file)."""
-    stem = kind + ("" if data == DEFAULT_DATA else f"-{data.replace(':', '_')}")
+    stem = kind + ("" if data == DEFAULT_DATA else f"-{data_tag(data)}")
     return stem + ("" if device.type == "cpu" else f"-{device.type}")
 
 

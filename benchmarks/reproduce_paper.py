@@ -52,7 +52,7 @@ import torch
 from ghostnas import count, load_arch, paper_arch
 from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.lut import LatencyModel
-from ghostnas.data import DEFAULT_DATA, load_data
+from ghostnas.data import DEFAULT_DATA, data_tag, load_data
 from ghostnas.defaults import CONFIRM_SEEDS
 from ghostnas.io import atomic_write, atomic_write_text, merge_json, work_claim
 from ghostnas.machine import describe
@@ -72,13 +72,17 @@ class Evals:
     """Training results cached by (arch, protocol, seed, split), written after each one. Several
     processes may share the file."""
 
-    def __init__(self, path: Path, data):
+    def __init__(self, path: Path, data, epochs: dict[str, int] | None = None):
         self.path, self.data = path, data
+        self.epochs = epochs or {}  # protocol name -> its epochs here (--eval-epochs)
         self.cache = json.loads(path.read_text()) if path.exists() else {}
+
+    def protocol(self, name: str, seed: int):
+        return get_protocol(name, epochs=self.epochs.get(name)).replace(seed=seed)
 
     def key(self, arch: Arch, protocol: str, seed: int, data=None) -> str:
         data = data or self.data
-        proto = get_protocol(protocol).replace(seed=seed)
+        proto = self.protocol(protocol, seed)
         parts = [arch.to_dict(), proto.to_dict()] + ([data.scored_on] if data.scored_on != "val" else [])
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -91,7 +95,7 @@ class Evals:
 
     def acc(self, arch: Arch, protocol: str, seed: int, data=None) -> float:
         data = data or self.data
-        proto = get_protocol(protocol).replace(seed=seed)
+        proto = self.protocol(protocol, seed)
         key = self.key(arch, protocol, seed, data)
         if not self.has(arch, protocol, seed, data):
             r = train_checkpointed(arch, data, proto)  # resumes a run stopped part-way
@@ -252,15 +256,17 @@ def verdict(f: pd.Series, p: pd.Series) -> str:
 def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: Evals, eval_protocol: str,
                  split: str, n_scored: int, seconds: float) -> None:
     m = describe(threads=torch.get_num_threads())
-    proto = get_protocol(eval_protocol)
+    proto = evals.protocol(eval_protocol, 0)  # with its epochs as run here
     lines = [f"# Paper GhostNets vs searched networks on {args.data} (benchmarks/reproduce_paper.py)", "",
              f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m.get('torch')}; {m['date']}. "
              f"Training in the cache so far: {evals.training_hours():.1f} h (this run {seconds / 60:.1f} min; "
              "cached results are not re-run).", "",
              f"- Evaluation: `{eval_protocol}` protocol ({proto.to_dict()}), seeds {args.seeds}, scored on the "
              f"{split} split ({n_scored:,} images), which no search or pick saw.",
-             f"- Searches: evaluators {args.evaluators}; {args.trials} trials (proxy), {args.supernet_trials} "
-             "(supernet); the paper network as trial 0; found = "
+             "- Searches: " + ", ".join(f"{args.supernet_trials} trials (supernet)" if e == "supernet" else
+                                        f"{args.trials} trials (proxy, protocol `{args.search_protocol}`)"
+                                        for e in args.evaluators)
+             + "; the paper network as trial 0; found = "
              + (f"best mean over seeds 0-{CONFIRM_SEEDS} among the {args.confirm} best (`--confirm`)" if args.confirm
                 else "best by the evaluator's score")
              + (f", then the best of those by a long training on seed {args.pick_long_seed}" if args.pick_long_seed
@@ -363,6 +369,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
                     help="evaluation seeds (>= 3 for the target); keep them apart from the selection seeds")
     ap.add_argument("--eval-protocol", help="default: reference when the data has a test split, else long")
+    ap.add_argument("--eval-epochs", type=int, help="the evaluation protocol's epochs (default: its own)")
+    ap.add_argument("--search-protocol", default="proxy", help="the proxy search's trials (default proxy)")
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--lut", default=LUT)
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
@@ -378,12 +386,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     out = Path(args.out)
-    suffix = "" if args.data == HEADLINE_DATA else f"-{args.data.replace(':', '_')}"
+    suffix = "" if args.data == HEADLINE_DATA else f"-{data_tag(args.data)}"
     work = out / f"paper_vs_search{suffix}"
     work.mkdir(parents=True, exist_ok=True)
     data = load_data(args.data)
     scored, eval_protocol = stand_alone_view(data, args.eval_protocol)
-    evals = Evals(work / "evals.json", data)
+    evals = Evals(work / "evals.json", data, {eval_protocol: args.eval_epochs} if args.eval_epochs else None)
     picks = work / "picks.json"  # study -> {"picked_by_val": x}, or null when it found nothing
     space = load_space("ghostnet")
     lut = LatencyModel.load(args.lut)
@@ -402,6 +410,7 @@ def main() -> None:
     def search_config(level: str, kind: str, evaluator: str, budget: str) -> SearchConfig:
         supernet = evaluator == "supernet"
         return SearchConfig(budgets=(budget,), data=args.data, seed=0, study=f"{level}-{kind}-{evaluator}",
+                            protocol=args.search_protocol,
                             trials=args.supernet_trials if supernet else args.trials,
                             supernet=args.supernet if supernet else None, out=str(work / "runs"),
                             progress=False, lut=args.lut if kind == "latency" else None,

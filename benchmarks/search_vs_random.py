@@ -197,7 +197,7 @@ class StandAlone:
     stand-alone on the reference seeds (results cached, so a rerun trains nothing twice)."""
 
     def __init__(self, args) -> None:
-        from ghostnas.data import load_data
+        from ghostnas.data import data_tag, load_data
         from ghostnas.space import load_space
         from ghostnas.supernet.elastic import read_supernet
 
@@ -206,7 +206,7 @@ class StandAlone:
         self.space = load_space(args.space)
         self.data, self.protocol = stand_alone_view(load_data(args.data), args.eval_protocol)
         self.seeds = args.reference_seeds
-        self.data_tag = "" if args.data == DEFAULT_DATA else f"-{args.data.split(':')[0]}"
+        self.data_tag = "" if args.data == DEFAULT_DATA else f"-{data_tag(args.data)}"
         self.evals = Evals(Path(args.out) / f"search_vs_random-supernet{self.data_tag}-evals.json", self.data)
 
     def score(self, labels: dict, study: str) -> dict:

@@ -28,7 +28,7 @@ from scipy.stats import kendalltau
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_fidelity import acc_column, candidates, complete_seeds, tau_interval  # noqa: E402
 
-from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
+from ghostnas.data import DEFAULT_DATA, data_tag, load_data  # noqa: E402
 from ghostnas.io import atomic_write_text  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    tag = "" if args.data == DEFAULT_DATA else f"-{args.data.replace(':', '_')}"
+    tag = "" if args.data == DEFAULT_DATA else f"-{data_tag(args.data)}"
     fidelity = Path(args.out) / f"proxy_fidelity{tag}.csv"
     if not fidelity.exists():
         raise SystemExit(f"{fidelity}: run benchmarks/proxy_fidelity.py --data {args.data} first")
@@ -62,7 +62,7 @@ def main() -> None:
     protocol = get_supernet_protocol(args.recipe, epochs=args.epochs)
     space = load_space("ghostnet").v1_only() if args.v1_only else load_space("ghostnet")
     data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
-    folder = Path("results/runs/supernets") / f"{args.data.replace(':', '_')}-{protocol.name}-e{protocol.epochs}-{space.name}"
+    folder = Path("results/runs/supernets") / f"{data_tag(args.data)}-{protocol.name}-e{protocol.epochs}-{space.name}"
     t0 = time.perf_counter()
     record = train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty(),
                             on_epoch=lambda e, loss: print(json.dumps({"epoch": e, "loss": round(loss, 4)}), flush=True))

@@ -16,10 +16,12 @@
   restricted unpickler that only rebuilds plain containers and numpy arrays.
 - ``folder:PATH``: an ImageFolder tree (one sub-folder per class), or ``PATH/train`` and
   ``PATH/val`` trees. Read with Pillow, converted to RGB.
+- ``imagenet:PATH``: ``PATH/train/CLASS/IMAGE`` and ``PATH/val/CLASS/IMAGE`` (ImageNet's layout),
+  not held in memory: decoded batch by batch while training (``ghostnas.stream``).
 - ``synthetic[:N]``: random tensors, for smoke tests only (nothing to learn).
 
 Images are decoded and resized once, when loaded (proxy training re-reads them hundreds of times);
-very large folders should be given a subset. Grey images are repeated to 3 channels. Without a
+very large folders should be given a subset, or streamed (``imagenet:PATH``). Grey images are repeated to 3 channels. Without a
 given validation set, a seeded, stratified 20% split is held out.
 
 Three splits, used honestly. Where a dataset ships an official test set (Fashion-MNIST, MNIST,
@@ -37,6 +39,7 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +47,9 @@ import torch.nn.functional as F
 
 from .defaults import DATA_SPECS, DEFAULT_DATA  # noqa: F401  (re-exported)
 from .errors import GhostNASError
+
+if TYPE_CHECKING:
+    from .stream import StreamDataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -326,7 +332,13 @@ def load_folder(root: Path, size: int, seed: int) -> Dataset:
     return ds
 
 
-def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> Dataset:
+def data_tag(spec: str) -> str:
+    """A data spec as a file-name part: ``fashion-mnist``, ``synthetic_120``, ``imagenet_<folder>``."""
+    kind, _, arg = spec.partition(":")
+    return kind if not arg else f"{kind}_{Path(arg).name or arg.strip('/').replace('/', '_') or 'root'}"
+
+
+def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> "Dataset | StreamDataset":
     """Parse ``--data SPEC`` and load it. ``seed`` fixes the train/val split."""
     kind, _, arg = spec.partition(":")
     if kind == "mnist5k" and not arg:
@@ -356,6 +368,10 @@ def load_data(spec: str, seed: int = 0, folder_size: int = 64) -> Dataset:
         return load_cifar10(Path(arg).expanduser())
     if kind == "folder" and arg:
         return load_folder(Path(arg).expanduser(), folder_size, seed)
+    if kind == "imagenet" and arg:  # read from the files while training (ghostnas.stream)
+        from .stream import load_imagenet
+
+        return load_imagenet(Path(arg).expanduser(), seed)
     raise GhostNASError(f"data: unknown spec {spec!r}; use one of {DATA_SPECS}")
 
 

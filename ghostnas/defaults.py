@@ -5,6 +5,6 @@
 # the same 5,000 digits leaves room for capacity to matter (see benchmarks/proxy_fidelity.py).
 DEFAULT_DATA = "mnist5k-clutter"
 DATA_SPECS = ("mnist5k, mnist5k-clutter, digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, "
-              "folder:PATH, synthetic[:N]")
+              "folder:PATH, imagenet:PATH, synthetic[:N]")
 CHECK_LATENCY = 3  # `search` with a latency budget: time up to this many best found networks here
 CONFIRM_SEEDS = 2  # `search --confirm`: extra seeds per finalist; with the trial's own, a mean over 3

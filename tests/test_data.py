@@ -200,3 +200,73 @@ def test_real_fashion_mnist_loads_fast_with_official_splits():
     assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (50_000, 10_000, 10_000)
     assert torch.bincount(d.y_val).tolist() == [1000] * 10 and torch.bincount(d.y_test).tolist() == [1000] * 10
     assert seconds < 5, f"loading took {seconds:.1f} s"
+
+
+def write_imagenet(root, classes=("n01", "n02", "n03"), n_train=13, n_val=2):
+    """An ImageNet-layout tree of small JPEGs of different sizes, each class its own colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for k, c in enumerate(classes):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                w, h = int(rng.integers(24, 60)), int(rng.integers(24, 60))
+                arr = np.clip(rng.normal(60 + 70 * k, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(root / split / c / f"{c}_{i}.JPEG", quality=90)
+    return root
+
+
+def test_imagenet_streams_files_with_its_splits_and_seeded_crops(tmp_path):
+    import dataclasses
+
+    from ghostnas.stream import VAL_PER_CLASS
+
+    data = load_data(f"imagenet:{write_imagenet(tmp_path / 'inet')}", seed=0)
+    assert data.num_classes == 3 and data.scored_on == "val"
+    # the search's validation split: VAL_PER_CLASS a class, carved from train; val/ is the test set
+    assert torch.bincount(data.y_val).tolist() == [VAL_PER_CLASS] * 3 and len(data.y_train) == 3 * (13 - VAL_PER_CLASS)
+    assert not set(data.x_val) & set(data.x_train) and len(data.x_test) == 6
+    test = data.for_test()
+    assert test.scored_on == "test" and len(test.y_train) == 39 and test.x_val == data.x_test
+
+    idx = torch.arange(len(data.y_train))
+    data.workers = 0  # decoded in this process; then by two worker processes
+    first = list(data.batches("train", idx, 32, 4, train=True, seed=1, epoch=2))
+    assert [tuple(x.shape) for x, _ in first] == [(4, 3, 32, 32), (4, 3, 32, 32), (1, 3, 32, 32)]
+    again = list(dataclasses.replace(data, workers=2).batches("train", idx, 32, 4, train=True, seed=1, epoch=2))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(first, again))  # whatever the worker count
+    other = list(data.batches("train", idx, 32, 4, train=True, seed=1, epoch=3))
+    assert not torch.equal(first[0][0], other[0][0])  # another epoch, other crops
+    x, y = next(data.batches("val", torch.arange(6), 32, 6, train=False))
+    assert y.tolist() == data.y_val[:6].tolist() and abs(float(x.mean())) < 3  # normalised
+    with pytest.raises(GhostNASError, match="streams its images"):
+        data.stats()  # supernets and --prefilter need data in memory: one line, not a traceback
+
+
+def test_imagenet_trains_and_resumes_like_data_in_memory(tmp_path):
+    from ghostnas.train import get_protocol, train
+
+    data = load_data(f"imagenet:{write_imagenet(tmp_path / 'inet')}", seed=0).for_test()
+    data.workers = 0
+    p = get_protocol("smoke", epochs=2, batch_size=8, resolution=32, train_subset=None, val_subset=None)
+    whole = train("paper-0.5x", data, p)
+    assert whole.scored_on == "test" and 0 <= whole.val_acc <= 1 and len(whole.history) == 2
+
+    stopped = tmp_path / "ck"
+    with pytest.raises(RuntimeError, match="stop"):
+        train("paper-0.5x", data, p, out_dir=stopped, on_epoch=lambda e, a: (_ for _ in ()).throw(RuntimeError("stop")))
+    resumed = train("paper-0.5x", data, p, out_dir=stopped, resume=True)
+    assert [h["val_acc"] for h in resumed.history] == [h["val_acc"] for h in whole.history]
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda root: root, "is not a folder"),
+    (lambda root: write_imagenet(root, n_train=5), "each needs more than"),
+    (lambda root: (write_imagenet(root), (root / "val" / "n99").mkdir())[0], "that train/ lacks"),
+])
+def test_imagenet_layout_problems_are_one_line(tmp_path, make, error):
+    root = make(tmp_path / "inet")
+    with pytest.raises(GhostNASError, match=error):
+        load_data(f"imagenet:{root}")
