@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,29 +286,40 @@ def load_idx_dataset(name: str, folder: Path, how_to_get: str) -> Dataset:
     return _with_holdout(name, x, y, xt, yt, False)
 
 
+def list_image_tree(root: Path, classes: list[str] | None, what: str) -> tuple[list[str], list[int], list[str]]:
+    """The image files under ``root/CLASS/`` (any depth) with their labels, and the classes:
+    ``classes`` when given (another split's; a class it lacks is refused), else the folders."""
+    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    classes = classes or found
+    if not classes:
+        raise GhostNASError(f"{what}: {root} has no class sub-folders; expected {root}/CLASS/IMAGE")
+    unknown = set(found) - set(classes)
+    if unknown:
+        raise GhostNASError(f"{what}: {root} has classes {sorted(unknown)[:3]} that train/ lacks")
+    files: list[str] = []
+    labels: list[int] = []
+    for label, cls in enumerate(classes):
+        names = sorted(os.path.join(folder, f) for folder, _, fs in os.walk(root / cls)
+                       for f in fs if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+        files += names
+        labels += [label] * len(names)
+    if not files:
+        raise GhostNASError(f"{what}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files, labels, classes
+
+
 def _read_image_tree(root: Path, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from PIL import Image, UnidentifiedImageError
 
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    classes = classes or found
-    if not classes:
-        raise GhostNASError(f"folder: {root} has no class sub-folders; expected ROOT/CLASS/IMAGE")
-    unknown = set(found) - set(classes)
-    if unknown:
-        raise GhostNASError(f"folder: {root} has classes {sorted(unknown)} that train/ lacks")
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8))
-            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-                raise GhostNASError(f"folder: cannot read image {f} ({exc}); remove or replace it") from None
-            labels.append(label)
-    if not images:
-        raise GhostNASError(f"folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    files, labels, classes = list_image_tree(root, classes, "folder")
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                images.append(np.asarray(im, dtype=np.uint8))
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            raise GhostNASError(f"folder: cannot read image {f} ({exc}); remove or replace it") from None
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 

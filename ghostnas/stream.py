@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data import IMAGE_SUFFIXES
+from .data import list_image_tree
 from .errors import GhostNASError
 
 MEAN = (0.485, 0.456, 0.406)  # ImageNet's, the convention for networks trained on it
@@ -154,34 +154,14 @@ def centre_crop(size: tuple[int, int], resolution: int) -> tuple[float, float, f
     return (w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2
 
 
-def _list_tree(root: Path, classes: list[str] | None) -> tuple[list[str], list[int], list[str]]:
-    if not root.is_dir():
-        raise GhostNASError(f"imagenet: {root} is not a folder; expected PATH/train/CLASS/IMAGE and PATH/val/CLASS/IMAGE")
-    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    classes = classes or found
-    if not classes:
-        raise GhostNASError(f"imagenet: {root} has no class folders; expected {root}/CLASS/IMAGE")
-    unknown = set(found) - set(classes)
-    if unknown:
-        raise GhostNASError(f"imagenet: {root} has classes {sorted(unknown)[:3]} that train/ lacks")
-    files, labels = [], []
-    for label, cls in enumerate(classes):
-        folder = root / cls
-        if not folder.is_dir():
-            continue
-        names = sorted(e.name for e in os.scandir(folder)
-                       if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
-        files += [str(folder / n) for n in names]
-        labels += [label] * len(names)
-    if not files:
-        raise GhostNASError(f"imagenet: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    return files, labels, classes
-
-
 def load_imagenet(root: Path, seed: int) -> StreamDataset:
     """``imagenet:PATH``: the file lists (not the images) of PATH/train and PATH/val."""
-    train_files, train_labels, classes = _list_tree(root / "train", None)
-    test_files, test_labels, _ = _list_tree(root / "val", classes)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise GhostNASError(f"imagenet: {root / split} is not a folder; expected PATH/train/CLASS/IMAGE "
+                                "and PATH/val/CLASS/IMAGE")
+    train_files, train_labels, classes = list_image_tree(root / "train", None, "imagenet")
+    test_files, test_labels, _ = list_image_tree(root / "val", classes, "imagenet")
     y = np.asarray(train_labels, dtype=np.int64)
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() <= VAL_PER_CLASS:
