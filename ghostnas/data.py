@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +47,10 @@ import torch.nn.functional as F
 
 from .defaults import DATA_SPECS, DEFAULT_DATA  # noqa: F401  (re-exported)
 from .errors import GhostNASError
+from .stream import list_image_tree
 
 if TYPE_CHECKING:
     from .stream import StreamDataset
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -284,28 +282,6 @@ def load_idx_dataset(name: str, folder: Path, how_to_get: str) -> Dataset:
     if x.shape[1:] != xt.shape[1:]:
         raise GhostNASError(f"{name}: train images are {x.shape[1:]} but test images {xt.shape[1:]}")
     return _with_holdout(name, x, y, xt, yt, False)
-
-
-def list_image_tree(root: Path, classes: list[str] | None, what: str) -> tuple[list[str], list[int], list[str]]:
-    """The image files under ``root/CLASS/`` (any depth) with their labels, and the classes:
-    ``classes`` when given (another split's; a class it lacks is refused), else the folders."""
-    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    classes = classes or found
-    if not classes:
-        raise GhostNASError(f"{what}: {root} has no class sub-folders; expected {root}/CLASS/IMAGE")
-    unknown = set(found) - set(classes)
-    if unknown:
-        raise GhostNASError(f"{what}: {root} has classes {sorted(unknown)[:3]} that train/ lacks")
-    files: list[str] = []
-    labels: list[int] = []
-    for label, cls in enumerate(classes):
-        names = sorted(os.path.join(folder, f) for folder, _, fs in os.walk(root / cls)
-                       for f in fs if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
-        files += names
-        labels += [label] * len(names)
-    if not files:
-        raise GhostNASError(f"{what}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    return files, labels, classes
 
 
 def _read_image_tree(root: Path, classes: list[str] | None, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -1,4 +1,6 @@
-"""Image datasets read from their files while training: ``--data imagenet:PATH``.
+"""Image files on disk: class-folder trees listed (``list_image_tree``, also for ``folder:PATH``,
+which decodes its images once into memory), and datasets read from their files while training:
+``--data imagenet:PATH``.
 
 ImageNet-1k's 1.28 million JPEGs do not fit in memory as tensors the way Fashion-MNIST's 70,000
 images do (~190 GB as uint8 at 224 px), so each batch is decoded and augmented by DataLoader
@@ -32,9 +34,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data import list_image_tree
 from .errors import GhostNASError
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 MEAN = (0.485, 0.456, 0.406)  # ImageNet's, the convention for networks trained on it
 STD = (0.229, 0.224, 0.225)
 VAL_PER_CLASS = 10  # the search's validation split, carved from train
@@ -152,6 +154,28 @@ def centre_crop(size: tuple[int, int], resolution: int) -> tuple[float, float, f
     w, h = size
     side = min(w, h) * CROP_FRACTION
     return (w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2
+
+
+def list_image_tree(root: Path, classes: list[str] | None, what: str) -> tuple[list[str], list[int], list[str]]:
+    """The image files under ``root/CLASS/`` (any depth) with their labels, and the classes:
+    ``classes`` when given (another split's; a class it lacks is refused), else the folders."""
+    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    classes = classes or found
+    if not classes:
+        raise GhostNASError(f"{what}: {root} has no class sub-folders; expected {root}/CLASS/IMAGE")
+    unknown = set(found) - set(classes)
+    if unknown:
+        raise GhostNASError(f"{what}: {root} has classes {sorted(unknown)[:3]} that train/ lacks")
+    files: list[str] = []
+    labels: list[int] = []
+    for label, cls in enumerate(classes):
+        names = sorted(os.path.join(folder, f) for folder, _, fs in os.walk(root / cls)
+                       for f in fs if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+        files += names
+        labels += [label] * len(names)
+    if not files:
+        raise GhostNASError(f"{what}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files, labels, classes
 
 
 def load_imagenet(root: Path, seed: int) -> StreamDataset:

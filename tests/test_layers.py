@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "defaults", "io", "machine", "idx", "device_runner"},
     {"arch"},
     {"space", "nn"},
-    {"cost", "data", "export"},  # latency timing uses export's ONNX / TFLite writers
+    {"cost", "data", "stream", "export"},  # latency timing uses export's ONNX / TFLite writers
     {"train", "zero_cost", "supernet"},
     {"results"},
     {"search"},
