@@ -122,7 +122,6 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
     """Train what the CSV lacks, merging each result as it finishes. Processes running this at
     once share the work by claims (``work_claim``): each starts on its own shard's networks, then
     takes any other network's run that no live process holds."""
-    shard, shards = (int(v) for v in args.shard.split("/"))
     mean, std = data.stats()
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
     yb = data.y_train[:64]
@@ -131,8 +130,7 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
     columns = [(acc_column(kind, k), (proxy if kind == "proxy" else long).replace(seed=k))
                for k in range(max(args.proxy_seeds, args.long_seeds))
                for kind, n in (("proxy", args.proxy_seeds), ("long", args.long_seeds)) if k < n]
-    networks = list(enumerate(candidates(args.n_random)))
-    networks = [c for i, c in networks if i % shards == shard] + [c for i, c in networks if i % shards != shard]
+    networks = shard_first(list(candidates(args.n_random)), args.shard)
     for column, protocol in columns:
         for name, arch in networks:
             if done(read_rows(csv_path).get(name, {}), column):
@@ -142,6 +140,13 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
                 if not mine or done(row, column):
                     continue
                 run_one(args, csv_path, row, name, arch, column, protocol, data, long_data, xb, yb)
+
+
+def shard_first(items: list, shard: str) -> list:
+    """``items`` with shard K/N's share (K, K+N, ...) first: the order a worker takes them in when
+    workers share the work by claims (its own share, then whatever the others have not taken)."""
+    k, n = (int(v) for v in shard.split("/"))
+    return [x for i, x in enumerate(items) if i % n == k] + [x for i, x in enumerate(items) if i % n != k]
 
 
 def read_rows(csv_path: Path) -> dict[str, dict]:

@@ -6,7 +6,7 @@ ranked by Kendall tau against that benchmark's reference (the mean of its long r
                                        [--shard K/N] [--threads T] [--only NAME,...] [--report-only]
 
 Rows are long-format (network, recipe, seed) and merged as each training finishes, so the run
-resumes and several shards can share it. The reference is read from
+resumes, and processes running it at once share the work (claims, as in proxy_fidelity.py). The reference is read from
 ``proxy_fidelity-<data>[-<device>].csv`` in the same folder (``--reference`` names another). A
 recipe's cost is the CPU's: time it here with ``--only paper-1.0x,paper-1.3x --threads 2`` (the
 costliest networks the search meets often), which lands in the CPU file beside the GPU one.
@@ -28,10 +28,10 @@ import torch
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_fidelity import acc_column, candidates, stem_for, tau_interval  # noqa: E402
+from proxy_fidelity import acc_column, candidates, shard_first, stem_for, tau_interval  # noqa: E402
 
 from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
-from ghostnas.io import atomic_write_text, merge_csv_row  # noqa: E402
+from ghostnas.io import atomic_write_text, merge_csv_row, work_claim  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.train import get_protocol, pick_device, train  # noqa: E402
 
@@ -57,30 +57,34 @@ FAMILIES = {"proxy": RECIPES, "reference": REFERENCE_RECIPES}
 
 
 def measure(args, csv_path: Path, data, device) -> None:
-    shard, shards = (int(v) for v in args.shard.split("/"))
     recipes = FAMILIES[args.family]
     if args.recipes:
         unknown = set(args.recipes.split(",")) - set(recipes)
         if unknown:
             raise SystemExit(f"--recipes: unknown {sorted(unknown)}; {args.family} recipes: {sorted(recipes)}")
         recipes = {k: v for k, v in recipes.items() if k in args.recipes.split(",")}
-    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["name", "recipe", "seed"])
-    have = set(zip(done.name, done.recipe, done.seed.astype(int)))
     only = set(args.only.split(",")) if args.only else None
-    networks = [(n, a) for i, (n, a) in enumerate(candidates(args.n_random))
-                if i % shards == shard and (only is None or n in only)]
+    networks = shard_first([(n, a) for n, a in candidates(args.n_random) if only is None or n in only], args.shard)
+
+    def done() -> set:
+        rows = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["name", "recipe", "seed"])
+        return set(zip(rows.name, rows.recipe, rows.seed.astype(int)))
+
     for seed in range(args.seeds):  # seed-major: a stopped run leaves whole seeds
         for recipe, changes in recipes.items():
             protocol = get_protocol(args.family, **changes).replace(seed=seed)
-            for name, arch in networks:
-                if (name, recipe, seed) in have:
+            for name, arch in networks:  # shared with other workers by claims, as in proxy_fidelity
+                if (name, recipe, seed) in done():
                     continue
-                r = train(arch, data, protocol, device=str(device))
-                row = {"name": name, "recipe": recipe, "seed": seed, "acc": r.val_acc,
-                       "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device,
-                       "split": r.scored_on, "curve": " ".join(f"{h['val_acc']:.4f}" for h in r.history)}
-                merge_csv_row(csv_path, row, ("name", "recipe", "seed"))
-                print(json.dumps(row), flush=True)
+                with work_claim(csv_path, f"{name} {recipe} {seed}") as mine:
+                    if not mine or (name, recipe, seed) in done():
+                        continue
+                    r = train(arch, data, protocol, device=str(device))
+                    row = {"name": name, "recipe": recipe, "seed": seed, "acc": r.val_acc,
+                           "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device,
+                           "split": r.scored_on, "curve": " ".join(f"{h['val_acc']:.4f}" for h in r.history)}
+                    merge_csv_row(csv_path, row, ("name", "recipe", "seed"))
+                    print(json.dumps(row), flush=True)
 
 
 def long_runs(paths: list[Path]) -> pd.DataFrame:
