@@ -6,8 +6,8 @@ ranked by Kendall tau against that benchmark's reference (the mean of its long r
                                        [--shard K/N] [--threads T] [--only NAME,...] [--report-only]
 
 Rows are long-format (network, recipe, seed) and merged as each training finishes, so the run
-resumes, and processes running it at once share the work (claims, as in proxy_fidelity.py). The reference is read from
-``proxy_fidelity-<data>[-<device>].csv`` in the same folder (``--reference`` names another). A
+resumes, and processes running it at once share the work (claims, as in proxy_fidelity.py). The
+reference is read from ``proxy_fidelity-<data>[-<device>].csv`` in the same folder (``--reference`` names another). A
 recipe's cost is the CPU's: time it here with ``--only paper-1.0x,paper-1.3x --threads 2`` (the
 costliest networks the search meets often), which lands in the CPU file beside the GPU one.
 
