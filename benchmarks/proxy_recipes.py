@@ -7,9 +7,10 @@ ranked by Kendall tau against that benchmark's reference (the mean of its long r
 
 Rows are long-format (network, recipe, seed) and merged as each training finishes, so the run
 resumes, and processes running it at once share the work (claims, as in proxy_fidelity.py). The
-reference is read from ``proxy_fidelity-<data>[-<device>].csv`` in the same folder (``--reference`` names another). A
-recipe's cost is the CPU's: time it here with ``--only paper-1.0x,paper-1.3x --threads 2`` (the
-costliest networks the search meets often), which lands in the CPU file beside the GPU one.
+reference is read from ``proxy_fidelity-<data>[-<device>].csv`` in the same folder
+(``--reference`` names another). A recipe's cost is the CPU's: time it here with
+``--only paper-1.0x,paper-1.3x --threads 2`` (the costliest networks the search meets often),
+which lands in the CPU file beside the GPU one.
 
 ``--family reference`` trains variants of the long reference instead (``REFERENCE_RECIPES``,
 into ``reference_recipes-*.csv``, no report): each row keeps its per-epoch curve, to see where
