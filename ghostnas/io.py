@@ -126,7 +126,7 @@ def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
 
     target = Path(path)
     claims_path = target.with_name(target.stem + ".claims.json")
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
 
     def read() -> dict:
         try:
@@ -155,18 +155,30 @@ def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
 
 
 def _alive(holder: dict) -> bool:
-    """Whether a claim's process still runs; one on another host is taken as running."""
+    """Whether a claim's process still runs; one on another host is taken as running. A process
+    that reuses a dead holder's pid is told apart by its start time (where /proc has it)."""
     import socket
 
     if holder.get("host") != socket.gethostname():
         return True
     try:
-        os.kill(int(holder["pid"]), 0)
+        pid = int(holder["pid"])
+        os.kill(pid, 0)
     except PermissionError:  # alive, another user's
         return True
-    except (ProcessLookupError, KeyError, ValueError, TypeError):  # gone, or a garbled claim
+    except (ProcessLookupError, KeyError, ValueError, TypeError, OverflowError):  # gone, or a garbled claim
         return False
-    return True
+    started = holder.get("started")
+    return started is None or started == _start_time(pid)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 # ---- Ctrl-C ---------------------------------------------------------------------------------
 # A library interrupted mid-call does not always let KeyboardInterrupt through: matplotlib's

@@ -161,13 +161,14 @@ def test_processes_share_work_by_claims_and_take_over_a_dead_ones(tmp_path):
     host = socket.gethostname()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    # a live process's claim is respected, a dead one's (or a garbled one) is taken over
+    # a live process's claim is respected, a dead one's (or a garbled one) is taken over,
+    # and so is one whose pid another process has since been given (told apart by start time)
     (tmp_path / "results.claims.json").write_text(json.dumps({
         "live": {"pid": os.getppid(), "host": host}, "dead": {"pid": int(dead), "host": host},
-        "garbled": {"host": host}}))
+        "garbled": {"host": host}, "reused": {"pid": os.getppid(), "host": host, "started": -1}}))
     with work_claim(path, "live") as mine:
         assert not mine
-    for item in ("dead", "garbled"):
+    for item in ("dead", "garbled", "reused"):
         with work_claim(path, item) as mine:
             assert mine
     assert set(json.loads((tmp_path / "results.claims.json").read_text())) == {"live"}  # released
