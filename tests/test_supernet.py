@@ -126,6 +126,20 @@ def test_training_resumes_bit_identically(tmp_path, interrupt_after):
         train_supernet(space, data, other, tmp_path / "b", resume=True)
 
 
+def test_progressive_recipe_trains_the_largest_alone_first():
+    from ghostnas.supernet.elastic import largest_labels
+    from ghostnas.supernet.training import _subnets
+
+    space = load_space("tiny")
+    p = get_supernet_protocol("progressive", epochs=8)
+    largest = space.to_arch(largest_labels(space)).replace(dropout=0.0)
+    assert p.largest_epochs() == 2
+    assert [(k, a) for k, a in _subnets(space, p, 2, 5)] == [("largest", largest)]
+    assert [k for k, _ in _subnets(space, p, 3, 0)] == ["largest", "smallest", "random", "random"]
+    # the field is absent from the other recipes' records: supernets trained before it resume
+    assert "largest_share" not in get_supernet_protocol("sandwich").to_dict()
+
+
 def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
     from ghostnas.cli import main
 

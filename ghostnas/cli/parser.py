@@ -107,7 +107,8 @@ COMMANDS = [
     Command(("supernet", "train"), "cmd_supernet:train", "train a weight-sharing supernet over a space (resumable)", (
         SPACE, DATA, opt("--out", required=True, help="the supernet's folder"),
         opt("--recipe", default="sandwich", help="sandwich (largest + smallest + random, in-place distillation; "
-            "default), uniform (one random subnet a step), smoke"),
+            "default), uniform (one random subnet a step), progressive (the largest alone for the first quarter "
+            "of the epochs, then sandwich), smoke"),
         opt("--epochs", type=positive), opt("--lr", type=real(0, 100, low_open=True, what="the learning rate must be")),
         opt("--batch-size", type=integer(1, 65536)), opt("--seed", type=seed),
         opt("--subset", type=positive, help="use at most this many training images"),

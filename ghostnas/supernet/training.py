@@ -4,7 +4,10 @@ resumable bit-identically, with its recipe recorded like the training protocols.
 Recipes (``rule``): ``sandwich`` (BigNAS / AttentiveNAS: each step trains the largest subnet on
 the labels and the smallest plus ``random_subnets`` random ones, by in-place distillation from
 the largest's outputs when ``distill``), or ``uniform`` (SPOS: one uniformly sampled subnet a
-step, on the labels). Each step's subnets, shuffle and augmentation are seeded by (seed, epoch,
+step, on the labels). ``largest_share`` first trains the largest network alone for that share of
+the epochs, as Once-for-All's progressive shrinking starts (recipe ``progressive``: a quarter,
+then the sandwich rule distilling from it; OFA then opens one dimension at a time, here all at
+once). Each step's subnets, shuffle and augmentation are seeded by (seed, epoch,
 step), so a resumed run equals an uninterrupted one.
 """
 
@@ -27,7 +30,7 @@ from ..errors import GhostNASError
 from ..io import atomic_write, atomic_write_text, make_dir
 from ..nn.weights import load_tensors
 from ..space import SearchSpace
-from .elastic import SuperNet, distill_loss, sample_archs
+from .elastic import SuperNet, distill_loss, largest_labels, sample_archs
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,16 @@ class SupernetProtocol:
     distill: bool = True
     train_subset: int | None = None
     seed: int = 0
+    largest_share: float = 0.0  # the first round(share * epochs) epochs train the largest network alone
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["largest_share"]:  # absent when off: supernets trained before it keep their identity
+            del d["largest_share"]
+        return d
+
+    def largest_epochs(self) -> int:
+        return round(self.largest_share * self.epochs)
 
     def replace(self, **changes: Any) -> "SupernetProtocol":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -55,6 +65,7 @@ class SupernetProtocol:
 SUPERNET_PROTOCOLS = {
     "sandwich": SupernetProtocol(),
     "uniform": SupernetProtocol(name="uniform", rule="uniform", distill=False),
+    "progressive": SupernetProtocol(name="progressive", largest_share=0.25),
     "smoke": SupernetProtocol(name="smoke", epochs=1, train_subset=192, batch_size=64, random_subnets=1),
 }
 
@@ -63,13 +74,16 @@ def get_supernet_protocol(name: str, **overrides: Any) -> SupernetProtocol:
     if name not in SUPERNET_PROTOCOLS:
         raise GhostNASError(f"unknown supernet recipe {name!r}; choose one of {sorted(SUPERNET_PROTOCOLS)}")
     p = SUPERNET_PROTOCOLS[name].replace(**overrides)
-    if p.epochs < 1 or p.batch_size < 1 or not p.lr > 0 or p.random_subnets < 0:
-        raise GhostNASError(f"supernet recipe {name!r}: epochs and batch size must be at least 1, lr above 0")
+    if p.epochs < 1 or p.batch_size < 1 or not p.lr > 0 or p.random_subnets < 0 or not 0 <= p.largest_share < 1:
+        raise GhostNASError(f"supernet recipe {name!r}: epochs and batch size must be at least 1, lr above 0, "
+                            "largest_share in [0, 1)")
     return p
 
 
 def _subnets(space: SearchSpace, p: SupernetProtocol, epoch: int, step: int):
     rng = random.Random(f"{p.seed}|{epoch}|{step}")
+    if epoch <= p.largest_epochs():
+        return [("largest", space.to_arch(largest_labels(space)).replace(dropout=0.0))]
     if p.rule == "uniform":
         return [("random", space.to_arch(space.sample(rng)).replace(dropout=0.0))]
     return [(kind, arch.replace(dropout=0.0)) for kind, arch in sample_archs(space, rng, p.random_subnets)]
