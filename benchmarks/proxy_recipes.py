@@ -59,6 +59,7 @@ REFERENCE_RECIPES: dict[str, dict] = {
     "warmup1": dict(warmup_epochs=1.0),
 }
 FAMILIES = {"proxy": RECIPES, "reference": REFERENCE_RECIPES}
+TIMED = ("paper-1.0x", "paper-1.3x")  # a recipe's CPU cost is read from these networks' runs
 
 
 def measure(args, csv_path: Path, data, device) -> None:
@@ -129,7 +130,9 @@ def report(args, csv_path: Path, reference_paths: list[Path], device) -> tuple[d
         if len(seeds) > 1:
             row["tau_mean_of_seeds"] = round(kendalltau(table[seeds].mean(axis=1), table.ref).statistic, 3)
             row["seed_tau"] = round(kendalltau(table[seeds[0]], table[seeds[1]]).statistic, 3)
-        timed = cpu[cpu.recipe == recipe] if len(cpu) else cpu
+        # the cost: the costliest networks the search meets often, at the most threads timed
+        timed = cpu[(cpu.recipe == recipe) & cpu.name.isin(TIMED)] if len(cpu) else cpu
+        timed = timed[timed.threads == timed.threads.max()] if len(timed) else timed
         if len(timed):
             row["cpu_seconds"] = {n: float(s) for n, s in timed.groupby("name").seconds.median().items()}
             row["cpu_threads"] = sorted(int(t) for t in timed.threads.unique())
