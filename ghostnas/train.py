@@ -93,8 +93,8 @@ PROTOCOLS: dict[str, Protocol] = {
     "reference": Protocol(name="reference", epochs=4, train_subset=None, lr=0.1),
     # ImageNet-scale (``--data imagenet:PATH``, streamed; prepared for a GPU, not run here). The
     # paper trained with batch 1024 at lr 0.4 on 8 GPUs; one GPU at batch 256 takes the same lr per
-    # image (0.1), weight decay 4e-5 and the Arch's dropout 0.2, label smoothing 0.1 as is common
-    # for small ImageNet networks. Epochs: the schedule is the user's choice (reproduce_paper's
+    # image (0.1). Weight decay 4e-5 and label smoothing 0.1, as is common for small ImageNet
+    # networks (our choice, not the paper's stated recipe), and the Arch's dropout 0.2. Epochs: the schedule is the user's choice (reproduce_paper's
     # --eval-epochs); 100 is the usual short one.
     "imagenet": Protocol(name="imagenet", epochs=100, batch_size=256, resolution=224, train_subset=None,
                          lr=0.1, weight_decay=4e-5, warmup_epochs=1.0, label_smoothing=0.1, dropout=None,
