@@ -18,8 +18,8 @@ only the new seeds. Several processes can share the work (``--shard 0/2`` and ``
 each with ``--threads 1``: on 2 cores that trains more images per second than one process with 2
 threads): each starts on its own shard's networks, then takes any run no live process has claimed,
 so none sits idle while another has a queue; a killed worker's run is taken over from its last
-epoch's checkpoint. Rows are merged under a file lock. On the 2-core CPU: about 8 minutes per proxy seed
-and 65 per long seed (all 23 networks, two shards). ``--device cuda`` trains on a GPU into a
+epoch's checkpoint. Rows are merged under a file lock. On the 2-core CPU: about 8 minutes per
+proxy seed and 65 per long seed (all 23 networks, two shards). ``--device cuda`` trains on a GPU into a
 file of its own (``proxy_fidelity-cuda.csv``): a GPU run (mixed precision, other kernels) does not
 reproduce the CPU run of the same seed, so the two are never mixed in one table.
 """

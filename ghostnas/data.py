@@ -21,8 +21,8 @@
 - ``synthetic[:N]``: random tensors, for smoke tests only (nothing to learn).
 
 Images are decoded and resized once, when loaded (proxy training re-reads them hundreds of times);
-very large folders should be given a subset, or streamed (``imagenet:PATH``). Grey images are repeated to 3 channels. Without a
-given validation set, a seeded, stratified 20% split is held out.
+very large folders should be given a subset, or streamed (``imagenet:PATH``). Grey images are
+repeated to 3 channels. Without a given validation set, a seeded, stratified 20% split is held out.
 
 Three splits, used honestly. Where a dataset ships an official test set (Fashion-MNIST, MNIST,
 CIFAR-10), the validation split is carved from its training images (10,000, stratified, with a
