@@ -40,7 +40,7 @@ from scipy.stats import kendalltau
 
 from ghostnas import count, load_arch
 from ghostnas.data import DEFAULT_DATA, data_tag, load_data, prepare
-from ghostnas.io import atomic_write_text, merge_csv_row, work_claim
+from ghostnas.io import WorkUnit, atomic_write_text, merge_csv_row, run_units
 from ghostnas.machine import describe
 from ghostnas.space import load_space
 from ghostnas.train import get_protocol, pick_device, train, train_checkpointed
@@ -120,7 +120,7 @@ def tau_of_k_seed_means(runs: list[pd.Series], reference: pd.Series) -> dict[int
 
 def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
     """Train what the CSV lacks, merging each result as it finishes. Processes running this at
-    once share the work by claims (``work_claim``): each starts on its own shard's networks, then
+    once share the work by claims (``run_units``): each starts on its own shard's networks, then
     takes any other network's run that no live process holds."""
     mean, std = data.stats()
     xb = prepare(data.x_train[:64], proxy.resolution, mean, std)
@@ -131,15 +131,16 @@ def measure(args, csv_path: Path, data, long_data, proxy, long) -> None:
                for k in range(max(args.proxy_seeds, args.long_seeds))
                for kind, n in (("proxy", args.proxy_seeds), ("long", args.long_seeds)) if k < n]
     networks = shard_first(list(candidates(args.n_random)), args.shard)
-    for column, protocol in columns:
-        for name, arch in networks:
-            if done(read_rows(csv_path).get(name, {}), column):
-                continue
-            with work_claim(csv_path, f"{name} {column}") as mine:
-                row = read_rows(csv_path).get(name, {})  # as it is now: another process may have run it
-                if not mine or done(row, column):
-                    continue
-                run_one(args, csv_path, row, name, arch, column, protocol, data, long_data, xb, yb)
+
+    def unit(name, arch, column, protocol) -> WorkUnit:
+        return WorkUnit(
+            f"{name} {column}", lambda: done(read_rows(csv_path).get(name, {}), column),
+            # the row as it is now: another process may have added columns to it
+            lambda: run_one(args, csv_path, read_rows(csv_path).get(name, {}), name, arch, column, protocol,
+                            data, long_data, xb, yb))
+
+    run_units([unit(name, arch, column, protocol) for column, protocol in columns for name, arch in networks],
+              csv_path, wait=False)
 
 
 def shard_first(items: list, shard: str) -> list:

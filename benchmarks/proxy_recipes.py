@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_fidelity import acc_column, candidates, shard_first, stem_for, tau_interval  # noqa: E402
 
 from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
-from ghostnas.io import atomic_write_text, merge_csv_row, work_claim  # noqa: E402
+from ghostnas.io import WorkUnit, atomic_write_text, merge_csv_row, run_units  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.train import get_protocol, pick_device, train  # noqa: E402
 
@@ -76,21 +76,22 @@ def measure(args, csv_path: Path, data, device) -> None:
         rows = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["name", "recipe", "seed"])
         return set(zip(rows.name, rows.recipe, rows.seed.astype(int)))
 
-    for seed in range(args.seeds):  # seed-major: a stopped run leaves whole seeds
-        for recipe, changes in recipes.items():
-            protocol = get_protocol(args.family, **changes).replace(seed=seed)
-            for name, arch in networks:  # shared with other workers by claims, as in proxy_fidelity
-                if (name, recipe, seed) in done():
-                    continue
-                with work_claim(csv_path, f"{name} {recipe} {seed}") as mine:
-                    if not mine or (name, recipe, seed) in done():
-                        continue
-                    r = train(arch, data, protocol, device=str(device))
-                    row = {"name": name, "recipe": recipe, "seed": seed, "acc": r.val_acc,
-                           "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device,
-                           "split": r.scored_on, "curve": " ".join(f"{h['val_acc']:.4f}" for h in r.history)}
-                    merge_csv_row(csv_path, row, ("name", "recipe", "seed"))
-                    print(json.dumps(row), flush=True)
+    def unit(name, arch, recipe, seed) -> WorkUnit:
+        protocol = get_protocol(args.family, **recipes[recipe]).replace(seed=seed)
+
+        def run() -> None:
+            r = train(arch, data, protocol, device=str(device))
+            row = {"name": name, "recipe": recipe, "seed": seed, "acc": r.val_acc,
+                   "seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": r.device,
+                   "split": r.scored_on, "curve": " ".join(f"{h['val_acc']:.4f}" for h in r.history)}
+            merge_csv_row(csv_path, row, ("name", "recipe", "seed"))
+            print(json.dumps(row), flush=True)
+
+        return WorkUnit(f"{name} {recipe} {seed}", lambda: (name, recipe, seed) in done(), run)
+
+    # seed-major (a stopped run leaves whole seeds); shared with other workers by claims
+    run_units([unit(name, arch, recipe, seed)
+               for seed in range(args.seeds) for recipe in recipes for name, arch in networks], csv_path, wait=False)
 
 
 def long_runs(paths: list[Path]) -> pd.DataFrame:

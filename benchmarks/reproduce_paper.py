@@ -42,9 +42,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -54,7 +52,7 @@ from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.lut import LatencyModel
 from ghostnas.data import DEFAULT_DATA, data_tag, load_data
 from ghostnas.defaults import CONFIRM_SEEDS
-from ghostnas.io import atomic_write, atomic_write_text, merge_json, work_claim
+from ghostnas.io import WorkUnit, atomic_write, atomic_write_text, merge_json, run_units, work_claim
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
 from ghostnas.space import load_space
@@ -301,45 +299,8 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
     print("\n".join(lines))
 
 
-def _always() -> bool:
-    return True
-
-
-@dataclass
-class Unit:
-    """A piece of the benchmark's work: done (by any process), how to do it, and whether what it
-    needs is there yet."""
-    key: str
-    done: Callable[[], bool]
-    run: Callable[[], object]
-    ready: Callable[[], bool] = field(default=_always)
-
-
 def _has(path: Path, key: str) -> bool:
     return path.exists() and key in json.loads(path.read_text())
-
-
-def run_units(units: list[Unit], claims: Path, max_wait_s: float = 30.0) -> None:
-    """Do every unit not done yet, in order, skipping those another live process holds or whose
-    inputs are not there yet; return when all are done, by this process or the others (waiting
-    for theirs), so the caller can build the table from the caches."""
-    wait = 0.5
-    while True:
-        left = [u for u in units if not u.done()]
-        if not left:
-            return
-        ran = False
-        for u in left:
-            if not u.ready():
-                continue
-            with work_claim(claims, u.key) as mine:
-                if mine and not u.done():
-                    u.run()
-                    ran = True
-        # the rest is held by other processes, or waits on theirs: look again soon, then less often
-        wait = 0.5 if ran else min(2 * wait, max_wait_s)
-        if not ran:
-            time.sleep(wait)
 
 
 def supernet_trained(folder: Path, recipe: str, epochs: int | None) -> bool:
@@ -434,24 +395,26 @@ def main() -> None:
     supernet_done = lambda: supernet_trained(Path(args.supernet), args.supernet_recipe, args.supernet_epochs)  # noqa: E731
     units = []
     if "supernet" in args.evaluators:
-        units.append(Unit("supernet", supernet_done, lambda: ensure_supernet(
+        units.append(WorkUnit("supernet", supernet_done, lambda: ensure_supernet(
             Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs)))
     for level, paper, budgets in levels:
         for kind in args.kinds:
             for evaluator in args.evaluators:
                 cfg = search_config(level, kind, evaluator, budgets[kind])
-                units.append(Unit(f"search {cfg.study}", lambda st=cfg.study: _has(picks, st),
-                                  lambda c=cfg: search(c), ready=supernet_done if evaluator == "supernet" else _always))
+                unit = WorkUnit(f"search {cfg.study}", lambda st=cfg.study: _has(picks, st), lambda c=cfg: search(c))
+                if evaluator == "supernet":
+                    unit.ready = supernet_done
+                units.append(unit)
     for level, paper, budgets in levels:
         for seed in args.seeds:
-            units.append(Unit(f"train paper-{level} seed {seed}",
-                              lambda a=paper, sd=seed: evals.has(a, eval_protocol, sd, scored),
-                              lambda a=paper, sd=seed: evals.acc(a, eval_protocol, sd, scored)))
+            units.append(WorkUnit(f"train paper-{level} seed {seed}",
+                                  lambda a=paper, sd=seed: evals.has(a, eval_protocol, sd, scored),
+                                  lambda a=paper, sd=seed: evals.acc(a, eval_protocol, sd, scored)))
         for kind in args.kinds:
             for evaluator in args.evaluators:
                 study = f"{level}-{kind}-{evaluator}"
                 for seed in args.seeds:
-                    units.append(Unit(
+                    units.append(WorkUnit(
                         f"train found-{study} seed {seed}",
                         lambda st=study, sd=seed: _has(picks, st) and (picked(st) is None or evals.has(
                             found_arch(st), eval_protocol, sd, scored)),

@@ -1,13 +1,16 @@
 """Atomic file writes: write a temp file beside the target, fsync, rename. A crash leaves either
-the old file or the new one, never half of one. And Ctrl-C handling for long jobs (below)."""
+the old file or the new one, never half of one. Work shared by several processes through claims
+(``work_claim``, ``run_units``), and Ctrl-C handling for long jobs (below)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -152,6 +155,47 @@ def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
                 if claims.get(item) == me:
                     del claims[item]
                     atomic_write_text(claims_path, json.dumps(claims, indent=1) + "\n")
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclasses.dataclass
+class WorkUnit:
+    """A piece of a benchmark's work that processes share by claims: its claim key, whether it is
+    done (by any process), how to do it, and whether what it needs is there yet."""
+    key: str
+    done: Callable[[], bool]
+    run: Callable[[], object]
+    ready: Callable[[], bool] = _always
+
+
+def run_units(units: "list[WorkUnit]", path: "str | os.PathLike[str]", *, wait: bool = True,
+              max_wait_s: float = 30.0) -> None:
+    """Do every unit not done yet, in order, skipping those another live process holds (claims
+    beside ``path``, as ``work_claim``) or whose inputs are not there yet. With ``wait`` return
+    once all are done, by this process or the others (so the caller can build its table);
+    without, return as soon as nothing is left that this process could take."""
+    pause = 0.5
+    while True:
+        left = [u for u in units if not u.done()]
+        if not left:
+            return
+        ran = False
+        for u in left:
+            if not u.ready() or u.done():  # done since the list was made: another process did it
+                continue
+            with work_claim(path, u.key) as mine:
+                if mine and not u.done():
+                    u.run()
+                    ran = True
+        if not ran and not wait:
+            return
+        # the rest is held by other processes, or waits on theirs: look again soon, then less often
+        pause = 0.5 if ran else min(2 * pause, max_wait_s)
+        if not ran:
+            time.sleep(pause)
 
 
 def _alive(holder: dict) -> bool:

@@ -128,13 +128,20 @@ def test_merge_csv_row_update_keeps_the_columns_another_worker_wrote(tmp_path):
 def _share_work(path: str, worker: int) -> None:
     import time
 
-    from ghostnas.io import merge_csv_row, work_claim
+    from ghostnas.io import WorkUnit, merge_csv_row, run_units
 
-    for item in "abcdef":
-        with work_claim(path, item) as mine:
-            if mine and item not in {r["item"] for r in _rows(path)}:
-                time.sleep(0.05)
-                merge_csv_row(path, {"item": item, "worker": worker}, ("item",))
+    def has(item: str) -> bool:
+        return item in {r["item"] for r in _rows(path)}
+
+    def do(item: str) -> None:
+        time.sleep(0.05)
+        merge_csv_row(path, {"item": item, "worker": worker}, ("item",))
+
+    # "z" needs all the others (listed first: it is skipped until they are done)
+    units = [WorkUnit("z", lambda: has("z"), lambda: do("z"), ready=lambda: all(map(has, "abcdef")))]
+    units += [WorkUnit(item, lambda i=item: has(i), lambda i=item: do(i)) for item in "abcdef"]
+    run_units(units, path, max_wait_s=0.2)
+    assert all(map(has, "abcdefz"))  # each returns only once everything is done, by either
 
 
 def _rows(path) -> list[dict]:
@@ -172,15 +179,16 @@ def test_processes_share_work_by_claims_and_take_over_a_dead_ones(tmp_path):
         with work_claim(path, item) as mine:
             assert mine
     assert set(json.loads((tmp_path / "results.claims.json").read_text())) == {"live"}  # released
-    # two workers over the same six items: each done exactly once, both did some
+    # two workers over the same items (``run_units``): each done exactly once, both did some
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_share_work, args=(str(path), w)) for w in (0, 1)]
     for w in workers:
         w.start()
     for w in workers:
         w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
     rows = _rows(path)
-    assert sorted(r["item"] for r in rows) == list("abcdef")
+    assert sorted(r["item"] for r in rows) == list("abcdefz")
     assert {r["worker"] for r in rows} == {"0", "1"}
 
 
