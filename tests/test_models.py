@@ -89,11 +89,11 @@ def test_other_s_d_keep_keys_with_other_shapes():
 
 
 def test_analytic_equals_built_model_on_random_archs():
-    """200 random Archs of the default space: params always, conv+linear MACs at assorted
+    """120 random Archs of the default space: params always, conv+linear MACs at assorted
     (including odd) resolutions, against FlopCounterMode."""
     space = load_space("ghostnet")
     rng = random.Random(0)
-    for seed in range(200):
+    for seed in range(120):  # 200 took 35 s of the suite's ~6 min; 120 still covers every choice
         arch = space.to_arch(space.sample(seed)).replace(num_classes=rng.choice([10, 100, 1000]))
         model = create_model(arch).eval()
         assert sum(p.numel() for p in model.parameters()) == count(arch).params, seed
