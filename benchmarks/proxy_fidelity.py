@@ -81,6 +81,14 @@ def tau_interval(x: pd.Series, y: pd.Series, level: float = 0.9) -> tuple[float,
     return float(lo), float(hi)
 
 
+def partial_tau(x: pd.Series, y: pd.Series, z: pd.Series) -> float:
+    """Kendall's partial tau of x and y given z: how well x ranks y beyond what z explains. With
+    z = MACs, what a ranker tells apart among networks of equal cost, which is all a search under a
+    MACs budget asks of it (the networks here spread over 40-230M MACs, and size alone ranks them)."""
+    xy, xz, yz = (kendalltau(a, b).statistic for a, b in ((x, y), (x, z), (y, z)))
+    return float((xy - xz * yz) / math.sqrt((1 - xz ** 2) * (1 - yz ** 2)))
+
+
 def acc_column(kind: str, seed: int) -> str:
     """proxy/long, seed 0 -> proxy_acc / long_acc; seed k -> proxy_acc_sk (the first columns kept
     their names when more seeds were added)."""
@@ -306,6 +314,11 @@ def summarise(df: pd.DataFrame, args, data, proxy, long, stem: str, device) -> t
         # the mean of k runs is more reliable (Spearman-Brown)
         k = max(n_long, 2)
         noise["tau_ceiling_vs_mean"] = 2 / math.pi * math.asin((k * reliability / (1 + (k - 1) * reliability)) ** 0.5)
+    headline_reference = long_mean if taus_vs_mean else df.long_acc
+    given_macs = {k: partial_tau(df[c], headline_reference, df.macs)
+                  for k, c in (("proxy", "proxy_acc"), *((m, m) for m in SCORERS), ("params", "params"))}
+    if "long_seed_tau" in noise:  # the reference against itself, beyond size: its ceiling here
+        given_macs["long training, seed 0 vs seed 1"] = partial_tau(pairs.long_acc, pairs.long_acc_s1, pairs.macs)
     k_seed_taus = tau_of_k_seed_means(proxies, long_mean) if taus_vs_mean and n_proxy > 2 else {}
     # how precisely these networks pin the headline taus: a percentile bootstrap over networks
     intervals = {}
@@ -326,6 +339,7 @@ def summarise(df: pd.DataFrame, args, data, proxy, long, stem: str, device) -> t
                "kendall_tau_vs_long": {k: round(v, 3) for k, v in taus.items()},
                "kendall_tau_vs_long_mean": {k: round(v, 3) for k, v in taus_vs_mean.items()},
                "kendall_tau_of_k_proxy_seeds_vs_long_mean": {k: round(v, 3) for k, v in k_seed_taus.items()},
+               "kendall_partial_tau_given_macs": {k: round(v, 3) for k, v in given_macs.items()},
                "noise": {k: round(v, 4) for k, v in noise.items()},
                "tau_interval_90": {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in intervals.items()},
                "proxy_seconds_median": float(df.proxy_s.median()),
@@ -364,6 +378,13 @@ def summarise(df: pd.DataFrame, args, data, proxy, long, stem: str, device) -> t
         lines += ["", f"Against the mean of {n_long} long runs ({seeds_label(n_long)}) of every network:", "",
                   f"| ranker | Kendall tau vs mean of {n_long} long runs |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in summary["kendall_tau_vs_long_mean"].items()]
+    lines += ["", "Beyond size: Kendall's partial tau given MACs, against the "
+              + (f"mean of {n_long} long runs" if taus_vs_mean else "long run")
+              + " (what each ranker tells apart among networks of equal cost, all a search under a MACs "
+              "budget asks of it" + (f"; the last row is the reference's seeds against each other, {len(pairs)} "
+                                     "networks" if "long_seed_tau" in noise else "")
+              + "):", "", "| ranker | partial tau given MACs |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in summary["kendall_partial_tau_given_macs"].items()]
     if k_seed_taus:
         lines += ["", f"Averaging proxy seeds (each value the mean over every choice of k of the {n_proxy} "
                   f"seeds; a trial that trains k times costs k proxy runs):", "",
