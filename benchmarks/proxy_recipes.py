@@ -94,6 +94,11 @@ def measure(args, csv_path: Path, data, device) -> None:
                for seed in range(args.seeds) for recipe in recipes for name, arch in networks], csv_path, wait=False)
 
 
+def cell(tau: float | None) -> str:
+    """A tau for the table; "-" where there is none (one seed: no mean of seeds, no seed vs seed)."""
+    return "-" if tau is None or tau != tau else f"{tau:.3f}"
+
+
 def long_runs(paths: list[Path]) -> pd.DataFrame:
     """Every long run of each network in the proxy_fidelity CSVs given (one column per file and
     seed): a GPU run and a CPU run of one seed are two draws of the same training, so the
@@ -157,7 +162,7 @@ def report(args, csv_path: Path, reference_paths: list[Path], device) -> tuple[d
             secs += f" ({'/'.join(map(str, r['cpu_threads']))} thr)"
         lines.append(f"| {recipe} | {r['networks']} | {r['seeds']} | {r['tau_one_run']:.3f} | "
                      f"{r['tau_one_run_90'][0]:.2f}..{r['tau_one_run_90'][1]:.2f} | "
-                     f"{r.get('tau_mean_of_seeds', float('nan')):.3f} | {r.get('seed_tau', float('nan')):.3f} | {secs} |")
+                     f"{cell(r.get('tau_mean_of_seeds'))} | {cell(r.get('seed_tau'))} | {secs} |")
     return summary, lines
 
 
