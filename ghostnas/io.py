@@ -179,17 +179,19 @@ def run_units(units: "list[WorkUnit]", path: "str | os.PathLike[str]", *, wait: 
     without, return as soon as nothing is left that this process could take."""
     pause = 0.5
     while True:
-        left = [u for u in units if not u.done()]
-        if not left:
-            return
-        ran = False
-        for u in left:
-            if not u.ready() or u.done():  # done since the list was made: another process did it
+        ran = pending = False
+        for u in units:
+            if u.done():
+                continue
+            pending = True
+            if not u.ready():
                 continue
             with work_claim(path, u.key) as mine:
-                if mine and not u.done():
+                if mine and not u.done():  # done meanwhile: another process did it
                     u.run()
                     ran = True
+        if not pending:
+            return
         if not ran and not wait:
             return
         # the rest is held by other processes, or waits on theirs: look again soon, then less often
