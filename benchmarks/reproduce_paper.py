@@ -16,8 +16,9 @@ confirm them by proxy runs too, which on Fashion-MNIST rank worse than the super
 compared network (the paper's three, every found one) is trained stand-alone under one evaluation
 protocol on ``--seeds`` (kept apart from every selection seed): with a test split
 (Fashion-MNIST, MNIST, CIFAR-10) the ``reference`` protocol on all training images, scored on the
-official test set; without one (mnist5k-clutter) the ``long`` protocol, scored on validation. Each found row carries its lead over the paper network of its level in
-points and the lead's paired standard error (paired by seed).
+official test set; without one (mnist5k-clutter) the ``long`` protocol, scored on validation.
+Each found row carries its lead over the paper network of its level in points and the lead's
+paired standard error (paired by seed).
 
 Verdict per (level, budget, evaluator): met when the found network is within the budget (MACs
 counted; latency measured, not predicted) and leads by >= 0.5 points with the lead >= 2 paired
