@@ -313,6 +313,39 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(tmp_path):
     assert not (df.state == "running").any()
 
 
+@pytest.mark.parametrize("where", ["propose", "ask"])
+def test_ctrl_c_between_trials_leaves_no_trial_running(tmp_path, monkeypatch, capsys, where):
+    # CI once caught a Ctrl-C after ask() but before the evaluation: that trial stayed "running"
+    import optuna
+
+    import ghostnas.search.optuna_engine as engine
+
+    calls = []
+    if where == "propose":
+        def hook(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            return real(*args, **kwargs)
+        real = engine.propose
+        monkeypatch.setattr(engine, "propose", hook)
+    else:
+        real_ask = optuna.Study.ask
+
+        def ask(self, *args, **kwargs):
+            trial = real_ask(self, *args, **kwargs)
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return trial
+        monkeypatch.setattr(optuna.Study, "ask", ask)
+    assert main(_search_args(tmp_path, "c", 5)[3:]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    df = pd.read_csv(tmp_path / "c" / "trials.csv")
+    assert len(df) >= 1 and not (df.state == "running").any(), df.state.tolist()
+
+
 def test_ctrl_c_is_held_over_result_writes():
     from ghostnas.io import sigint_held, sigint_seen, sigint_watch
 

@@ -11,6 +11,7 @@ import random
 import time
 
 from ..errors import GhostNASError
+from ..io import sigint_held
 from .context import MAX_REJECTIONS, WORKER, Context
 from .pipeline import evaluate, propose, trial_attrs
 from .study import (abandon, counts_as_trial, fail_lost_trials, optuna_module, prepare_study, reject, stop_early,
@@ -54,6 +55,18 @@ def prefilter(ctx: Context, study, n_keep: int) -> None:
         study.enqueue_trial(labels, user_attrs={"prefilter": f"{cfg.zero_cost}={value:.4g}"})
 
 
+def report_to(trial, cfg):
+    """The per-epoch callback of a trial: reports to Optuna's pruner (not in Pareto mode), which
+    may stop it."""
+    def report(epoch: int, acc: float) -> None:
+        if not cfg.pareto:
+            trial.report(acc, epoch)
+            if trial.should_prune():
+                trial.set_user_attr("val_acc", acc)
+                raise optuna_module().TrialPruned(f"pruned at epoch {epoch}")
+    return report
+
+
 def run_optuna(ctx: Context) -> None:
     optuna = optuna_module()
     cfg = ctx.config
@@ -77,9 +90,24 @@ def run_optuna(ctx: Context) -> None:
                 bar.refresh()
             if done >= cfg.trials or (deadline and time.time() >= deadline):
                 break
-            trial = study.ask()
-            trial.set_user_attr("worker", WORKER)
-            cand = propose(ctx, suggest_labels(trial, ctx.space), name=f"{ctx.run_dir.name}-t{trial.number}")
+            trial = None
+            try:  # from ask to tell: an interrupted trial is failed, never left running
+                with sigint_held():  # a Ctrl-C during ask still hands us the trial it made
+                    trial = study.ask()
+                trial.set_user_attr("worker", WORKER)
+                cand = propose(ctx, suggest_labels(trial, ctx.space), name=f"{ctx.run_dir.name}-t{trial.number}")
+                if not cand.rejected:
+                    outcome = evaluate(ctx, cand, report_to(trial, cfg), weights_path(ctx, trial.number))
+            except optuna.TrialPruned:
+                stop_early(study, trial, trial_attrs(ctx, cand))
+                continue
+            except KeyboardInterrupt:
+                if trial is not None:
+                    abandon(study, trial, "interrupted")
+                raise
+            except GhostNASError as exc:
+                abandon(study, trial, f"stopped by an error: {exc}"[:500])
+                raise
             if cand.rejected:
                 reject(study, trial, cand.costs, cand.rejected)
                 rejected_in_a_row += 1
@@ -88,25 +116,6 @@ def run_optuna(ctx: Context) -> None:
                                         f"(last: {cand.rejected}); the budget is too tight for this space")
                 continue
             rejected_in_a_row = 0
-
-            def report(epoch: int, acc: float) -> None:
-                if not cfg.pareto:
-                    trial.report(acc, epoch)
-                    if trial.should_prune():
-                        trial.set_user_attr("val_acc", acc)
-                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-
-            try:
-                outcome = evaluate(ctx, cand, report, weights_path(ctx, trial.number))
-            except optuna.TrialPruned:
-                stop_early(study, trial, trial_attrs(ctx, cand))
-                continue
-            except KeyboardInterrupt:
-                abandon(study, trial, "interrupted")
-                raise
-            except GhostNASError as exc:
-                abandon(study, trial, f"stopped by an error: {exc}"[:500])
-                raise
             tell(ctx, study, trial, outcome)
             if outcome.state == "complete":
                 acc = outcome.values[0]

@@ -211,7 +211,12 @@ def run_ray(ctx: Context) -> None:
                                         time_budget_s=cfg.timeout),
             run_config=tune.RunConfig(name="tune", storage_path=str(Path(ctx.run_dir / "ray").resolve()),
                                       verbose=0))
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:  # trials Ray never finished (Ctrl-C, a time budget): failed, never left running
+            for trial, _ in list(searcher.live.values()):
+                abandon(study, trial, "interrupted")
+            searcher.live.clear()
         if searcher.user_error:
             raise GhostNASError(searcher.user_error)
     finally:

@@ -175,9 +175,10 @@ def abandon(study, trial, why: str) -> None:
 
 def stop_early(study, trial, attrs: dict) -> None:
     """A trial a pruner (Optuna's, or Ray's ASHA) stopped after some epochs: told as pruned."""
-    for k, v in attrs.items():
-        trial.set_user_attr(k, v)
-    study.tell(trial, state=optuna_module().trial.TrialState.PRUNED)
+    with sigint_held():
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        study.tell(trial, state=optuna_module().trial.TrialState.PRUNED)
 
 
 def reject(study, trial, costs: dict, reason: str) -> None:
