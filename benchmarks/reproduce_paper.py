@@ -111,6 +111,21 @@ class Evals:
         return sum(e.get("seconds", 0.0) for e in self.cache.values()) / 3600
 
 
+def print_status(units: list[WorkUnit], evals: Evals) -> None:
+    """How far a long run has come: each unit done or not, then every cached training by network."""
+    done = [u.done() for u in units]
+    print(f"{sum(done)} of {len(units)} units done")
+    for unit, d in zip(units, done):
+        print(f"  [{'x' if d else ' '}] {unit.key}")
+    by_arch: dict[str, list] = {}
+    for e in evals.cache.values():
+        by_arch.setdefault(e["arch"], []).append(e)
+    print(f"trainings cached: {len(evals.cache)} ({evals.training_hours():.1f} h)")
+    for name, entries in sorted(by_arch.items()):
+        runs = ", ".join(f"seed {e['seed']} {e['val_acc']:.4f}" for e in sorted(entries, key=lambda e: e["seed"]))
+        print(f"  {name} ({entries[0]['protocol']}, {entries[0]['split']}): {runs}")
+
+
 def best_found(cfg: SearchConfig, space, evals: Evals, pick_long_seed: int | None = None
                ) -> tuple[Arch | None, float | None]:
     """The study's best non-baseline network and the validation score that made it best: its mean
@@ -341,6 +356,8 @@ def main() -> None:
     ap.add_argument("--lut", default=LUT)
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     ap.add_argument("--out", default="results")
+    ap.add_argument("--status", action="store_true",
+                    help="print which units are done and the accuracies cached so far, then exit (runs nothing)")
     args = ap.parse_args()
     args.evaluators = args.evaluators or (["supernet", "proxy"] if args.supernet else ["proxy"])
     if "supernet" in args.evaluators and not args.supernet:
@@ -425,6 +442,9 @@ def main() -> None:
                             found_arch(st), eval_protocol, sd, scored)),
                         lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
                         ready=lambda st=study: picked(st) is not None))
+    if args.status:
+        print_status(units, evals)
+        return
     run_units(units, work / "units")
 
     # The table and the report, from the caches, by one process (the others have nothing left).

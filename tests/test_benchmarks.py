@@ -45,6 +45,8 @@ def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
     evals = json.loads((work / "evals.json").read_text())
     run(["--trials", "2", "--kinds", "macs"], tmp_path)  # resumes: trains nothing new
     assert json.loads((work / "evals.json").read_text()) == evals
+    _, (status,) = run(["--trials", "2", "--kinds", "macs", "--status"], tmp_path)
+    assert "5 of 5 units done" in status and "trainings cached: 4" in status, status
 
 
 def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_path):
