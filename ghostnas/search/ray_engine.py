@@ -215,7 +215,7 @@ def run_ray(ctx: Context) -> None:
             tuner.fit()
         finally:  # trials Ray never finished (Ctrl-C, a time budget): failed, never left running
             for trial, _ in list(searcher.live.values()):
-                abandon(study, trial, "interrupted")
+                abandon(study, trial, "not finished by Ray (interrupted, or out of time)")
             searcher.live.clear()
         if searcher.user_error:
             raise GhostNASError(searcher.user_error)
