@@ -18,7 +18,10 @@ protocol on ``--seeds`` (kept apart from every selection seed): with a test spli
 (Fashion-MNIST, MNIST, CIFAR-10) the ``reference`` protocol on all training images, scored on the
 official test set; without one (mnist5k-clutter) the ``long`` protocol, scored on validation.
 Each found row carries its lead over the paper network of its level in points and the lead's
-paired standard error (paired by seed).
+paired standard error (paired by seed). Where a lead is undecided after those seeds (positive,
+short of the target, the target within 2 SE), the found and the paper network are trained on
+``--extra-seeds`` too, one at a time, until it is decided or they run out (the issue: more seeds
+where the margin is within 2 standard errors).
 
 Verdict per (level, budget, evaluator): met when the found network is within the budget (MACs
 counted; latency measured, not predicted) and leads by >= 0.5 points with the lead >= 2 paired
@@ -170,6 +173,28 @@ def lead(found: list[float], paper: list[float]) -> tuple[float, float]:
     return statistics.mean(diffs), se
 
 
+def undecided(points: float, se: float) -> bool:
+    """Whether more seeds could still decide a lead: positive but short of the target, with the
+    target within reach (the lead plus its margin of 2 SE reaches it)."""
+    met = points >= MIN_LEAD_POINTS and points >= MIN_LEAD_SES * se
+    return not met and points > 0 and points + MIN_LEAD_SES * se >= MIN_LEAD_POINTS
+
+
+def wants_extra_seed(found: Arch, paper: Arch, extra: int, evals: Evals, protocol: str, data,
+                     seeds: list[int], extra_seeds: list[int]) -> bool | None:
+    """Whether ``found`` and ``paper`` are also evaluated on ``extra`` (one of ``extra_seeds``):
+    the lead stayed undecided on every seed before it; None while one of those is not trained."""
+    seeds = list(seeds)
+    for seed in extra_seeds[:extra_seeds.index(extra) + 1]:
+        if not all(evals.has(a, protocol, s, data) for a in (found, paper) for s in seeds):
+            return None
+        if not undecided(*lead(evaluate(found, evals, protocol, seeds, data),
+                               evaluate(paper, evals, protocol, seeds, data))):
+            return False
+        seeds.append(seed)
+    return True
+
+
 def block_table(paper: Arch, found: Arch) -> list[str]:
     """The paper's table layout (input, operator, #exp, #out, SE, stride) plus s, d and the
     expansion module (v1 / dfc), with the found network beside the paper's; changed cells in bold.
@@ -277,7 +302,10 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
              f"Training in the cache so far: {evals.training_hours():.1f} h (this run {seconds / 60:.1f} min; "
              "cached results are not re-run).", "",
              f"- Evaluation: `{eval_protocol}` protocol ({proto.to_dict()}), seeds {args.seeds}, scored on the "
-             f"{split} split ({n_scored:,} images), which no search or pick saw.",
+             f"{split} split ({n_scored:,} images), which no search or pick saw"
+             + (f"; then seeds {args.extra_seeds}, one at a time, for a found network and its paper network while "
+                "the lead is undecided (positive, short of the target, the target within 2 SE); a lead pairs "
+                "the two networks over the found row's seeds" if args.extra_seeds else "") + ".",
              "- Searches: " + ", ".join(f"{args.supernet_trials} trials (supernet)" if e == "supernet" else
                                         f"{args.trials} trials (proxy, protocol `{args.search_protocol}`)"
                                         for e in args.evaluators)
@@ -349,6 +377,9 @@ def main() -> None:
                     help="then pick among the --confirm finalists by a long training on seed S, on validation")
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
                     help="evaluation seeds (>= 3 for the target); keep them apart from the selection seeds")
+    ap.add_argument("--extra-seeds", type=int, nargs="*", default=[6, 7],
+                    help="then these, one at a time, for a found network (and its paper network) while its lead "
+                         "is undecided: positive, short of the target, the target within 2 SE")
     ap.add_argument("--eval-protocol", help="default: reference when the data has a test split, else long")
     ap.add_argument("--eval-epochs", type=int, help="the evaluation protocol's epochs (default: its own)")
     ap.add_argument("--search-protocol", default="proxy", help="the proxy search's trials (default proxy)")
@@ -362,7 +393,9 @@ def main() -> None:
     args.evaluators = args.evaluators or (["supernet", "proxy"] if args.supernet else ["proxy"])
     if "supernet" in args.evaluators and not args.supernet:
         ap.error("the supernet evaluator needs --supernet DIR")
-    if args.pick_long_seed is not None and args.pick_long_seed in args.seeds:
+    if set(args.extra_seeds) & set(args.seeds):
+        ap.error("--extra-seeds must differ from --seeds")
+    if args.pick_long_seed is not None and args.pick_long_seed in args.seeds + args.extra_seeds:
         ap.error(f"--pick-long-seed {args.pick_long_seed} is also an evaluation seed: selection and "
                  "evaluation need different seeds")
     if args.threads:
@@ -405,6 +438,14 @@ def main() -> None:
     def found_arch(study: str) -> Arch:
         return load_arch(work / f"found-{study}.json")  # named found-<study>: the evals cache keys on it
 
+    def wants(study: str, paper: Arch, extra: int) -> bool | None:
+        if not _has(picks, study):
+            return None
+        if picked(study) is None:
+            return False
+        return wants_extra_seed(found_arch(study), paper, extra, evals, eval_protocol, scored, args.seeds,
+                                args.extra_seeds)
+
     def search(cfg: SearchConfig) -> None:
         print(f"{cfg.study}: searching within {cfg.budgets[0]}", flush=True)
         found, picked_by = best_found(cfg, space, evals, args.pick_long_seed)
@@ -442,6 +483,22 @@ def main() -> None:
                             found_arch(st), eval_protocol, sd, scored)),
                         lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
                         ready=lambda st=study: picked(st) is not None))
+    for level, paper, budgets in levels:  # then more seeds where a lead is undecided
+        studies = [f"{level}-{kind}-{evaluator}" for kind in args.kinds for evaluator in args.evaluators]
+        for seed in args.extra_seeds:
+            units.append(WorkUnit(
+                f"train paper-{level} seed {seed} (if a lead is undecided)",
+                lambda a=paper, sts=studies, sd=seed: evals.has(a, eval_protocol, sd, scored) or all(
+                    wants(st, a, sd) is False for st in sts),
+                lambda a=paper, sd=seed: evals.acc(a, eval_protocol, sd, scored),
+                ready=lambda a=paper, sts=studies, sd=seed: any(wants(st, a, sd) for st in sts)))
+            for study in studies:
+                units.append(WorkUnit(
+                    f"train found-{study} seed {seed} (if its lead is undecided)",
+                    lambda st=study, a=paper, sd=seed: wants(st, a, sd) is False or (
+                        wants(st, a, sd) is True and evals.has(found_arch(st), eval_protocol, sd, scored)),
+                    lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
+                    ready=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is True))
     if args.status:
         print_status(units, evals)
         return
@@ -456,9 +513,10 @@ def main() -> None:
         rows, blocks = [], []
         for level, paper, budgets in levels:
             paper_ms = measured_ms(work / f"latency-paper-{level}.json", paper, lut)
-            paper_accs = evaluate(paper, evals, eval_protocol, args.seeds, scored)
+            paper_seeds = [*args.seeds, *(sd for sd in args.extra_seeds if evals.has(paper, eval_protocol, sd, scored))]
+            paper_accs = evaluate(paper, evals, eval_protocol, paper_seeds, scored)
             cost = count(paper)
-            common = {"level": level, "data": args.data, "seeds": " ".join(map(str, args.seeds)),
+            common = {"level": level, "data": args.data, "seeds": " ".join(map(str, paper_seeds)),
                       "protocol": eval_protocol, "split": scored.scored_on}
             for kind in args.kinds:
                 budget = budgets[kind]
@@ -472,10 +530,12 @@ def main() -> None:
                         continue
                     found = found_arch(study)
                     found_ms = measured_ms(work / f"latency-found-{study}.json", found, lut)
-                    accs = evaluate(found, evals, eval_protocol, args.seeds, scored)
-                    points, se = lead(accs, paper_accs)
+                    seeds = [*args.seeds, *(sd for sd in args.extra_seeds if wants(study, paper, sd))]
+                    accs = evaluate(found, evals, eval_protocol, seeds, scored)
+                    points, se = lead(accs, evaluate(paper, evals, eval_protocol, seeds, scored))  # paired by seed
                     fc = count(found)
-                    rows.append({**common, "budget": budget, "model": "found", "evaluator": evaluator,
+                    rows.append({**common, "seeds": " ".join(map(str, seeds)), "budget": budget, "model": "found",
+                                 "evaluator": evaluator,
                                  "params": fc.params, "macs": fc.macs, "latency_ms": round(found_ms, 3),
                                  "acc_mean": round(statistics.mean(accs), 4),
                                  "acc_sd": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,

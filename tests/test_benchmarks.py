@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import reproduce_paper  # noqa: E402
 
 
 def run(args, tmp_path, processes=1):
@@ -23,7 +25,7 @@ def run(args, tmp_path, processes=1):
 
 def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
     # two processes share the work: each training is done once, by one of them
-    table, outputs = run(["--trials", "2", "--kinds", "macs"], tmp_path, processes=2)
+    table, outputs = run(["--trials", "2", "--kinds", "macs", "--extra-seeds"], tmp_path, processes=2)
     trained = [line for out in outputs for line in out.splitlines() if " smoke seed " in line]
     assert len(trained) == 4 and len(set(line.split(":")[0] for line in trained)) == 4, outputs
     assert sum("another process is writing the table" in out for out in outputs) <= 1
@@ -43,10 +45,52 @@ def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
 
     work = tmp_path / "paper_vs_search-synthetic_120"
     evals = json.loads((work / "evals.json").read_text())
-    run(["--trials", "2", "--kinds", "macs"], tmp_path)  # resumes: trains nothing new
+    run(["--trials", "2", "--kinds", "macs", "--extra-seeds"], tmp_path)  # resumes: trains nothing new
     assert json.loads((work / "evals.json").read_text()) == evals
-    _, (status,) = run(["--trials", "2", "--kinds", "macs", "--status"], tmp_path)
+    _, (status,) = run(["--trials", "2", "--kinds", "macs", "--extra-seeds", "--status"], tmp_path)
     assert "5 of 5 units done" in status and "trainings cached: 4" in status, status
+
+    # one more seed for both networks exactly when the lead on seeds 3-4 was undecided
+    more, _ = run(["--trials", "2", "--kinds", "macs", "--extra-seeds", "6"], tmp_path)
+    f = found.iloc[0]
+    wanted = reproduce_paper.undecided(f.lead_points, f.lead_se_points)
+    assert list(more.seeds) == (["3 4 6", "3 4 6"] if wanted else ["3 4", "3 4"])
+    assert len(json.loads((work / "evals.json").read_text())) == 4 + 2 * wanted
+
+
+class FakeEvals:
+    """Cached accuracies by (network, seed), as Evals answers them."""
+
+    def __init__(self, accs):
+        self.accs = accs
+
+    def has(self, arch, protocol, seed, data=None):
+        return (arch.name, seed) in self.accs
+
+    def acc(self, arch, protocol, seed, data=None):
+        return self.accs[(arch.name, seed)]
+
+
+def test_extra_seeds_only_while_a_lead_is_undecided():
+    from ghostnas import paper_arch
+
+    paper, found = paper_arch(1.0), paper_arch(0.5).replace(name="found")
+
+    def wants(found_accs, extra=6, paper_accs=(0.90, 0.90, 0.90, 0.90)):
+        accs = {("found", s): a for s, a in zip((3, 4, 5, 6), found_accs)}
+        accs.update({(paper.name, s): a for s, a in zip((3, 4, 5, 6), paper_accs)})
+        return reproduce_paper.wants_extra_seed(found, paper, extra, FakeEvals(accs), "reference", None,
+                                                [3, 4, 5], [6, 7])
+
+    assert wants((0.905, 0.915, 0.898)) is True  # +0.6 points, SE 0.5: undecided
+    assert wants((0.909, 0.910, 0.911)) is False  # +1.0, SE 0.06: met
+    assert wants((0.895, 0.902, 0.897)) is False  # behind: more seeds cannot make it a lead
+    assert wants((0.900, 0.901, 0.9025)) is False  # +0.12 ± 0.07: the target is out of reach
+    assert wants((0.905, 0.915)) is None  # seed 5 not trained yet
+    assert wants((0.905, 0.915, 0.898), extra=7) is None  # seed 6 not trained yet
+    assert wants((0.905, 0.915, 0.898, 0.911), extra=7) is True  # still undecided on 4 seeds
+    assert wants((0.905, 0.915, 0.898, 0.930), extra=7) is True
+    assert wants((0.905, 0.915, 0.898, 0.880), extra=7) is False  # seed 6 put it behind
 
 
 def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_path):
