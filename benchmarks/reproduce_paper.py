@@ -339,6 +339,9 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
               f"{100 * p_mean:.1f}%: {100 * (p_mean * (1 - p_mean) / n_scored) ** 0.5:.2f} points per run.",
               "- Pairing by seed removes what two networks share on one seed (data order), not the rest of "
               "the seed noise; with 3 seeds the paired SE is itself uncertain (a t with 2 degrees of freedom).",
+              "", "## At ImageNet scale", "",
+              "What this comparison would cost there (GPU-hours from a lent H200's measured throughput) and the "
+              "one command that runs it: `docs/imagenet.md`, `benchmarks/imagenet_paper_vs_search.sh`.",
               "", "## Architectures (paper vs found)", "", *blocks]
     atomic_write_text(path, "\n".join(lines) + "\n")
     print("\n".join(lines))
