@@ -150,6 +150,10 @@ def recipe_proxy(out: Path, tag: str) -> pd.DataFrame:
     return runs[["name", "acc"]].rename(columns={"acc": "proxy_acc"})
 
 
+def timed_at(machine: dict) -> str:
+    return f"{machine['threads']} thread(s), load {machine.get('load_1min', '?')}"
+
+
 def write_overview(out: Path, tag: str, data: str) -> None:
     """supernet_fidelity{tag}.{md,json}: every recipe measured so far, one line each."""
     # the default data's glob also meets other datasets' files (supernet_fidelity-fashion-mnist-*)
@@ -157,12 +161,14 @@ def write_overview(out: Path, tag: str, data: str) -> None:
             if isinstance(r := json.loads(p.read_text()), dict) and r["data"] == data]
     atomic_write_text(out / f"supernet_fidelity{tag}.json", json.dumps(runs, indent=1) + "\n")
     lines = ["# Supernet fidelity, every recipe measured (benchmarks/supernet_fidelity.py)", "",
-             "| recipe | epochs | train min | s per candidate | supernet tau | top-half tau | given MACs | proxy tau "
-             "| networks | report |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| recipe | epochs | train min | s per candidate | timed at | supernet tau | top-half tau | given MACs "
+             "| proxy tau | networks | report |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['recipe']['name']} | {r['recipe']['epochs']} | {r['supernet_train_minutes']} | "
-              f"{r['eval_seconds_per_candidate']} | {r['supernet_tau']} | {r['supernet_tau_top_half']} | "
-              f"{r.get('supernet_tau_given_macs', '')} | {r['proxy_tau']} | {r['networks']} | `{r['file']}.md` |"
-              for r in runs]
+              f"{r['eval_seconds_per_candidate']} | {timed_at(r['machine'])} | {r['supernet_tau']} | "
+              f"{r['supernet_tau_top_half']} | {r.get('supernet_tau_given_macs', '')} | {r['proxy_tau']} | "
+              f"{r['networks']} | `{r['file']}.md` |" for r in runs]
+    lines += ["", "Times are as each run measured them: threads and the machine's load then (a run beside "
+              "another job reads slower; the scoring's cost is the space's, the same for every recipe)."]
     atomic_write_text(out / f"supernet_fidelity{tag}.md", "\n".join(lines) + "\n")
 
 
