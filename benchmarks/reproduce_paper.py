@@ -375,7 +375,7 @@ def main() -> None:
                          "search's K best (0 = by the proxy's score alone)")
     ap.add_argument("--supernet-confirm", type=int, default=0, metavar="K",
                     help="the same for supernet searches (default 0: by the supernet's score; on "
-                         "Fashion-MNIST proxy runs rank at tau ~0.06, the supernet at 0.37)")
+                         "Fashion-MNIST proxy runs rank at tau ~0.06, the supernets at 0.35-0.37)")
     ap.add_argument("--pick-long-seed", type=int, metavar="S",
                     help="then pick among the --confirm finalists by a long training on seed S, on validation")
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
