@@ -376,6 +376,26 @@ def test_ctrl_c_turned_into_a_library_error_still_exits_130(monkeypatch, capsys)
     assert "interrupted" in capsys.readouterr().err
 
 
+def test_kept_weights_spare_trials_still_running(tmp_path):
+    # a Ray worker (or a cooperating process) saves its weights before its trial is told: pruning
+    # the kept weights then must not delete them (CI once lost the best trial's weights so)
+    import types
+
+    from ghostnas.results import load_study
+    from ghostnas.search.study import keep_best_weights
+
+    assert main(_search_args(tmp_path, "w", 5)[3:]) == 0
+    run = tmp_path / "w"
+    study = load_study(run)
+    kept = sorted(p.name for p in (run / "weights").glob("trial_*.pt"))
+    in_flight = study.ask()
+    (run / "weights" / f"trial_{in_flight.number}.pt").write_bytes(b"saved by a worker")
+    (run / "weights" / "trial_999.pt").write_bytes(b"a finished trial's, not among the best")
+    keep_best_weights(types.SimpleNamespace(run_dir=run, config=types.SimpleNamespace(confirm=0)), study)
+    assert sorted(p.name for p in (run / "weights").glob("trial_*.pt")) == sorted(
+        kept + [f"trial_{in_flight.number}.pt"])
+
+
 def test_two_processes_cooperate_on_one_study(tmp_path):
     procs = [subprocess.Popen(_search_args(tmp_path, "shared", 6), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -113,13 +113,17 @@ def make_sampler(ctx: Context, seed: int):
 
 def keep_best_weights(ctx: Context, study) -> None:
     """Keep the proxy weights of the trials that rank first (the one ranking of results.py, so
-    `export best --with-weights` finds them): KEEP_WEIGHTS, or every `--confirm` finalist."""
+    `export best --with-weights` finds them): KEEP_WEIGHTS, or every `--confirm` finalist.
+    Weights of trials still running (a Ray worker's, a cooperating process's: saved, not yet told)
+    are left alone; they are read before the ranking, so a trial finishing in between is ranked."""
     from ..results import rank_trials, trials_frame
 
     weights_dir = ctx.run_dir / "weights"
+    running = {f"trial_{t.number}.pt" for t in study.get_trials(
+        deepcopy=False, states=(optuna_module().trial.TrialState.RUNNING,))}
     order = rank_trials(ctx.run_dir, trials_frame(study))
     n_keep = max(KEEP_WEIGHTS, ctx.config.confirm + 1)
-    keep = {f"trial_{int(n)}.pt" for n in order.number.head(n_keep)}
+    keep = {f"trial_{int(n)}.pt" for n in order.number.head(n_keep)} | running
     for f in weights_dir.glob("trial_*.pt"):
         if f.name not in keep:
             f.unlink(missing_ok=True)
