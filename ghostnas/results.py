@@ -84,10 +84,11 @@ def journal_storage(journal: Path, repair: bool = False):
         raise corrupt_journal(journal, exc) from None
 
 
-def load_study(run_dir: Path):
+def load_study(run_dir: "str | os.PathLike[str]"):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_dir = Path(run_dir)
     journal = run_dir / "study.journal"
     if not journal.exists():
         raise GhostNASError(f"{run_dir}: no study.journal here; run `ghostnas search` first or "
