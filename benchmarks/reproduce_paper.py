@@ -498,8 +498,8 @@ def main() -> None:
             for study in studies:
                 units.append(WorkUnit(
                     f"train found-{study} seed {seed} (if its lead is undecided)",
-                    lambda st=study, a=paper, sd=seed: wants(st, a, sd) is False or (
-                        wants(st, a, sd) is True and evals.has(found_arch(st), eval_protocol, sd, scored)),
+                    lambda st=study, a=paper, sd=seed: (w := wants(st, a, sd)) is False or (
+                        w is True and evals.has(found_arch(st), eval_protocol, sd, scored)),
                     lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
                     ready=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is True))
     if args.status:
