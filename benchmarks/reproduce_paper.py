@@ -117,9 +117,10 @@ class Evals:
 def print_status(units: list[WorkUnit], evals: Evals) -> None:
     """How far a long run has come: each unit done or not, then every cached training by network."""
     done = [u.done() for u in units]
-    print(f"{sum(done)} of {len(units)} units done")
-    for unit, d in zip(units, done):
-        print(f"  [{'x' if d else ' '}] {unit.key}")
+    skipped = [d and u.skipped() for u, d in zip(units, done)]
+    print(f"{sum(done)} of {len(units)} units done ({sum(skipped)} of them not needed)")
+    for unit, d, skip in zip(units, done, skipped):
+        print(f"  [{'-' if skip else 'x' if d else ' '}] {unit.key}" + (": not needed" if skip else ""))
     by_arch: dict[str, list] = {}
     for e in evals.cache.values():
         by_arch.setdefault(e["arch"], []).append(e)
@@ -494,14 +495,16 @@ def main() -> None:
                 lambda a=paper, sts=studies, sd=seed: evals.has(a, eval_protocol, sd, scored) or all(
                     wants(st, a, sd) is False for st in sts),
                 lambda a=paper, sd=seed: evals.acc(a, eval_protocol, sd, scored),
-                ready=lambda a=paper, sts=studies, sd=seed: any(wants(st, a, sd) for st in sts)))
+                ready=lambda a=paper, sts=studies, sd=seed: any(wants(st, a, sd) for st in sts),
+                skipped=lambda a=paper, sd=seed: not evals.has(a, eval_protocol, sd, scored)))
             for study in studies:
                 units.append(WorkUnit(
                     f"train found-{study} seed {seed} (if its lead is undecided)",
                     lambda st=study, a=paper, sd=seed: (w := wants(st, a, sd)) is False or (
                         w is True and evals.has(found_arch(st), eval_protocol, sd, scored)),
                     lambda st=study, sd=seed: evals.acc(found_arch(st), eval_protocol, sd, scored),
-                    ready=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is True))
+                    ready=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is True,
+                    skipped=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is False))
     if args.status:
         print_status(units, evals)
         return

@@ -161,14 +161,20 @@ def _always() -> bool:
     return True
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclasses.dataclass
 class WorkUnit:
     """A piece of a benchmark's work that processes share by claims: its claim key, whether it is
-    done (by any process), how to do it, and whether what it needs is there yet."""
+    done (by any process), how to do it, whether what it needs is there yet, and (for a report of
+    progress) whether it counts as done only because it turned out not to be needed."""
     key: str
     done: Callable[[], bool]
     run: Callable[[], object]
     ready: Callable[[], bool] = _always
+    skipped: Callable[[], bool] = _never
 
 
 def run_units(units: "list[WorkUnit]", path: "str | os.PathLike[str]", *, wait: bool = True,

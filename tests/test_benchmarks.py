@@ -56,6 +56,8 @@ def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
     wanted = reproduce_paper.undecided(f.lead_points, f.lead_se_points)
     assert list(more.seeds) == (["3 4 6", "3 4 6"] if wanted else ["3 4", "3 4"])
     assert len(json.loads((work / "evals.json").read_text())) == 4 + 2 * wanted
+    _, (status,) = run(["--trials", "2", "--kinds", "macs", "--extra-seeds", "6", "--status"], tmp_path)
+    assert f"7 of 7 units done ({0 if wanted else 2} of them not needed)" in status, status
 
 
 class FakeEvals:
