@@ -95,6 +95,15 @@ def test_extra_seeds_only_while_a_lead_is_undecided():
     assert wants((0.905, 0.915, 0.898, 0.880), extra=7) is False  # seed 6 put it behind
 
 
+def test_a_latency_budget_is_one_the_paper_network_fits():
+    from ghostnas.search import parse_budget
+
+    for ms in (2.302184728339287, 3.400289445948606, 4.899072951505367, 2.302, 0.1 + 0.2, 7.0):
+        budget = reproduce_paper.latency_budget(ms)
+        assert ms <= parse_budget(budget).limit < ms + 0.001 + 1e-12, (ms, budget)
+    assert reproduce_paper.latency_budget(2.302184728339287) == "2.303ms"  # not 2.302: under the paper's time
+
+
 def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_path):
     table, _ = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--supernet-trials", "3",
                  "--evaluators", "supernet", "--kinds", "latency"], tmp_path)
@@ -103,5 +112,7 @@ def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_p
     paper, found = table.iloc[0], table.iloc[1]
     assert paper.budget.endswith("ms") and found.latency_ms > 0
     runs = tmp_path / "paper_vs_search-synthetic_120" / "runs"
-    assert set(pd.read_csv(runs / "1x-latency-supernet" / "trials.csv").evaluator) == {"supernet"}
+    trials = pd.read_csv(runs / "1x-latency-supernet" / "trials.csv")
+    assert set(trials.evaluator) == {"supernet"}
+    assert trials.baseline.iloc[0] and trials.macs.iloc[0] == paper.macs  # the paper network is trial 0
     assert "measured" in (tmp_path / "REPORT-synthetic_120.md").read_text()  # the verdict's latencies
