@@ -52,7 +52,7 @@ step "1. throughput"
 timeout 100 $PY benchmarks/train_speed.py --device "$DEVICE" --steps 10 --out "$OUT" 2>&1 | tail -n 16
 
 step "2. supernet training, 2 epochs"
-timeout 75 $PY -m ghostnas supernet train --space ghostnet --data mnist5k-clutter --epochs 2 --device "$DEVICE" \
+timeout 75 $PY -m ghostnas supernet train --space ghostnet --data mnist5k-clutter --recipe sandwich --epochs 2 --device "$DEVICE" \
   --out /tmp/supernet-gpu --json > "$OUT/supernet_gpu.json" 2>&1; tail -n 3 "$OUT/supernet_gpu.json"
 
 step "3. Fashion-MNIST reference and proxy recipes, $SHARDS shards, ${LONG_S}s + ${RECIPES_S}s (background)"

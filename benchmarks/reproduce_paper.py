@@ -57,7 +57,7 @@ from ghostnas import count, load_arch, paper_arch
 from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.lut import LatencyModel
 from ghostnas.data import DEFAULT_DATA, data_tag, load_data
-from ghostnas.defaults import CONFIRM_SEEDS
+from ghostnas.defaults import CONFIRM_SEEDS, SUPERNET_RECIPE
 from ghostnas.io import WorkUnit, atomic_write, atomic_write_text, merge_json, run_units, work_claim
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
@@ -378,7 +378,7 @@ def main() -> None:
     ap.add_argument("--evaluators", nargs="+", choices=["proxy", "supernet"],
                     help="default: supernet and proxy with --supernet, else proxy")
     ap.add_argument("--supernet", help="the supernet folder (trained here first when it has none)")
-    ap.add_argument("--supernet-recipe", default="sandwich")
+    ap.add_argument("--supernet-recipe", default=SUPERNET_RECIPE)
     ap.add_argument("--supernet-epochs", type=int)
     ap.add_argument("--trials", type=int, default=32, help="trials of a proxy search")
     ap.add_argument("--supernet-trials", type=int, default=500, help="trials of a supernet search")

@@ -2,7 +2,7 @@
 accuracy with inherited weights (BatchNorm recalibrated, no training) and the stand-alone long
 reference of benchmarks/proxy_fidelity.py, on the same networks, next to the 2-epoch proxy's tau.
 
-    python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe sandwich] [--epochs N] [--v1-only]
+    python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe progressive] [--epochs N] [--v1-only]
                                            [--threads 1] [--out results/benchmarks]
 
 Resumable: the supernet trains into results/runs/supernets/<data>-<recipe>-e<epochs>/ (checkpointed
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_fidelity import acc_column, candidates, complete_seeds, partial_tau, tau_interval  # noqa: E402
 
 from ghostnas.data import DEFAULT_DATA, data_tag, load_data  # noqa: E402
+from ghostnas.defaults import SUPERNET_RECIPE  # noqa: E402
 from ghostnas.io import atomic_write_text  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
@@ -39,7 +40,7 @@ from ghostnas.supernet import get_supernet_protocol, train_supernet  # noqa: E40
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--recipe", default="sandwich")
+    ap.add_argument("--recipe", default=SUPERNET_RECIPE)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--v1-only", action="store_true",
                     help="train the supernet without the DFC choice (the default space before it had one; "

@@ -122,8 +122,11 @@ def test_training_resumes_bit_identically(tmp_path, interrupt_after):
     assert record["epochs_done"] == 2 and json.loads((tmp_path / "a" / "supernet.json").read_text())["digest"] == \
         record["digest"]
     other = dataclasses.replace(p, lr=0.05)
-    with pytest.raises(GhostNASError, match="another space, data or recipe"):
+    with pytest.raises(GhostNASError, match=r"trained with lr 0.1 \(asked: 0.05\); resume with the settings"):
         train_supernet(space, data, other, tmp_path / "b", resume=True)
+    with pytest.raises(GhostNASError, match=r"trained with recipe 'smoke' \(asked: 'uniform'\), distill True \(asked: False\)"):
+        train_supernet(space, data, get_supernet_protocol("uniform", epochs=2, train_subset=p.train_subset,
+                                                          batch_size=p.batch_size), tmp_path / "b", resume=True)
 
 
 def test_progressive_recipe_trains_the_largest_alone_first():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NamedTuple
 
-from ..defaults import CHECK_LATENCY, CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA
+from ..defaults import CHECK_LATENCY, CONFIRM_SEEDS, DATA_SPECS, DEFAULT_DATA, SUPERNET_RECIPE
 from ..device_runner import CLOCKS
 from .args import device, integer, non_empty, non_negative, opt, plain_name, positive, real, seed, threads
 
@@ -106,9 +106,9 @@ COMMANDS = [
         opt("--nni-strategy", default="evolution", choices=["evolution", "random", "tpe"]), JSON)),
     Command(("supernet", "train"), "cmd_supernet:train", "train a weight-sharing supernet over a space (resumable)", (
         SPACE, DATA, opt("--out", required=True, help="the supernet's folder"),
-        opt("--recipe", default="sandwich", help="sandwich (largest + smallest + random, in-place distillation; "
-            "default), uniform (one random subnet a step), progressive (the largest alone for the first quarter "
-            "of the epochs, then sandwich), smoke"),
+        opt("--recipe", default=SUPERNET_RECIPE, help="progressive (default: the largest network alone for the "
+            "first quarter of the epochs, then sandwich), sandwich (largest + smallest + random each step, in-place "
+            "distillation), uniform (one random subnet a step), smoke"),
         opt("--epochs", type=positive), opt("--lr", type=real(0, 100, low_open=True, what="the learning rate must be")),
         opt("--batch-size", type=integer(1, 65536)), opt("--seed", type=seed),
         opt("--subset", type=positive, help="use at most this many training images"),

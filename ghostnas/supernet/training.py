@@ -128,7 +128,8 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
     if resume and ckpt.exists():
         state = load_tensors(ckpt, "checkpoint")
         if not isinstance(state, dict) or state.get("record_key") != _record_key(record):
-            raise GhostNASError(f"{ckpt}: a supernet of another space, data or recipe; use a new --out")
+            raise GhostNASError(f"{ckpt}: {_resume_mismatch(state, record)}; resume with the settings it was "
+                                "trained with, or give another --out")
         net.load_state_dict(state["net"])
         net.to(dev)  # before the optimiser's state, so it lands on the same device
         opt.load_state_dict(state["optimizer"])
@@ -181,6 +182,20 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
 
 def _record_key(record: dict[str, Any]) -> str:
     return json.dumps({k: record[k] for k in ("space_hash", "num_classes", "data", "protocol")}, sort_keys=True)
+
+
+def _resume_mismatch(state: Any, record: dict[str, Any]) -> str:
+    """What differs between a checkpoint's training and the one asked for, in the options' words."""
+    try:
+        was, now = json.loads(state["record_key"]), json.loads(_record_key(record))
+    except (TypeError, KeyError, ValueError):
+        return "not a supernet checkpoint this version wrote"
+    words = {"space_hash": "another space", "num_classes": "another number of classes", "data": "other data"}
+    diff = [words[k] for k in words if was.get(k) != now.get(k)]
+    old, new = was.get("protocol") or {}, now["protocol"]
+    diff += [f"{'recipe' if k == 'name' else k} {old.get(k)!r} (asked: {new.get(k)!r})"
+             for k in sorted(set(old) | set(new), key=lambda k: (k != "name", k)) if old.get(k) != new.get(k)]
+    return f"trained with {', '.join(diff)}"
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
