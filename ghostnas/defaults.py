@@ -7,8 +7,8 @@ DEFAULT_DATA = "mnist5k-clutter"
 DATA_SPECS = ("mnist5k, mnist5k-clutter, digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, "
               "folder:PATH, imagenet:PATH, synthetic[:N]")
 CHECK_LATENCY = 3  # `search` with a latency budget: time up to this many best found networks here
-# `supernet train`'s recipe, by measurement (docs/supernet.md): on Fashion-MNIST it ranks like
-# uniform sampling overall but, unlike it, not the best networks worst; plain sandwich lost to
-# uniform on mnist5k-clutter at equal time.
+# `supernet train`'s recipe, by measurement (docs/supernet.md): the best of three on mnist5k-clutter
+# at equal time; on Fashion-MNIST it ranks like uniform sampling overall but, unlike it, not the
+# best networks worst.
 SUPERNET_RECIPE = "progressive"
 CONFIRM_SEEDS = 2  # `search --confirm`: extra seeds per finalist; with the trial's own, a mean over 3
