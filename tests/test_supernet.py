@@ -182,6 +182,25 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
     shutil.copytree(tmp_path / "other", sn)
     assert main(argv + ["--trials", "31"]) == 2
     assert "other settings" in capsys.readouterr().err
+    # another dataset than the supernet's is refused (its weights fit no other data)
+    assert main(argv[:4] + ["mnist5k"] + argv[5:] + ["--study", "t", "--trials", "1"]) == 2
+    assert "was trained on 'digits'" in capsys.readouterr().err
+
+
+def test_a_supernet_search_scores_on_the_split_the_supernet_left_out(tmp_path, capsys):
+    from ghostnas.cli import main
+    from ghostnas.data import load_data
+    from ghostnas.search import SearchConfig
+    from ghostnas.search.context import load_evaluator, make_context
+
+    sn = tmp_path / "sn"  # split seed 1: the search's default protocol would split by seed 0
+    assert main(["supernet", "train", "--space", "tiny", "--data", "digits", "--recipe", "smoke", "--seed", "1",
+                 "--out", str(sn), "--json"]) == 0
+    ctx = make_context(SearchConfig(budgets=("3MFLOPs",), data="digits", supernet=str(sn), out=str(tmp_path)))
+    load_evaluator(ctx)
+    trained_on, seed0 = load_data("digits", seed=1), load_data("digits", seed=0)
+    assert torch.equal(ctx.data.y_val, trained_on.y_val) and torch.equal(ctx.data.x_val, trained_on.x_val)
+    assert not torch.equal(seed0.x_val, trained_on.x_val)
 
 
 def test_train_can_start_from_inherited_weights(tmp_path, capsys):

@@ -169,7 +169,8 @@ def make_context(cfg: SearchConfig) -> Context:
 
 
 def load_evaluator(ctx: Context) -> None:
-    """The data and the evaluator of this process (the proxy trainer)."""
+    """The data and the evaluator of this process: the proxy trainer, or with ``--supernet`` the
+    supernet's inherited weights on the split and resolution it was trained with."""
     import torch
 
     from ..data import load_data
@@ -181,11 +182,21 @@ def load_evaluator(ctx: Context) -> None:
         torch.set_num_threads(cfg.threads)
     ctx.protocol = get_protocol(cfg.protocol, epochs=cfg.epochs)
     check_protocol(ctx.protocol)
-    ctx.data = load_data(cfg.data, seed=ctx.protocol.seed, folder_size=ctx.protocol.resolution)
     if cfg.supernet:
+        from ..supernet.elastic import read_supernet
         from .evaluators import SupernetEvaluator
 
-        ctx.evaluator = SupernetEvaluator(cfg.supernet, ctx.data, ctx.protocol.resolution, cfg.device)
+        # the supernet's own split (its seed) and resolution: a validation image it trained on
+        # would flatter some candidates more than others
+        trained_on = read_supernet(cfg.supernet)[1]
+        split_seed, resolution = trained_on["protocol"]["seed"], trained_on["protocol"]["resolution"]
+        ctx.data = load_data(cfg.data, seed=split_seed, folder_size=resolution)
+        theirs, mine = trained_on["data"], ctx.data.describe()
+        if any(mine.get(k) != v for k, v in theirs.items()):
+            raise GhostNASError(f"supernet {cfg.supernet} was trained on {theirs['name']!r} ({theirs['train']:,} "
+                                f"training images), not on --data {cfg.data} ({len(ctx.data.y_train):,}): search "
+                                "the data it was trained on, or train a supernet on this data")
+        ctx.evaluator = SupernetEvaluator(cfg.supernet, ctx.data, resolution, cfg.device)
         if ctx.evaluator.record["space_hash"] != ctx.space.digest():
             trained = ctx.evaluator.net.space
             hint = ("leave out --space (a search with a supernet takes its space)" if trained.name != ctx.space.name
@@ -194,6 +205,7 @@ def load_evaluator(ctx: Context) -> None:
             raise GhostNASError(f"--space {cfg.space!r} is not the space supernet {cfg.supernet} was trained over "
                                 f"({trained.name!r}): {hint}")
     else:
+        ctx.data = load_data(cfg.data, seed=ctx.protocol.seed, folder_size=ctx.protocol.resolution)
         ctx.evaluator = ProxyEvaluator(ctx.data, ctx.protocol, cfg.device)
 
 
