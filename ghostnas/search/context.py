@@ -194,7 +194,7 @@ def load_evaluator(ctx: Context) -> None:
         theirs, mine = trained_on["data"], ctx.data.describe()
         if any(mine.get(k) != v for k, v in theirs.items()):
             raise GhostNASError(f"supernet {cfg.supernet} was trained on {theirs['name']!r} ({theirs['train']:,} "
-                                f"training images), not on --data {cfg.data} ({len(ctx.data.y_train):,}): search "
+                                f"training images), not on --data {cfg.data} ({mine['train']:,}): search "
                                 "the data it was trained on, or train a supernet on this data")
         ctx.evaluator = SupernetEvaluator(cfg.supernet, ctx.data, resolution, cfg.device)
         if ctx.evaluator.record["space_hash"] != ctx.space.digest():
