@@ -305,14 +305,30 @@ def verdict(f: pd.Series, p: pd.Series) -> str:
             + ("target met" if not short else "target NOT met (" + "; ".join(short) + ")"))
 
 
+def search_cost(runs: Path) -> str:
+    """What the searches cost: candidate evaluations timed per trial, by evaluator, and the
+    confirmation re-trainings counted (they are not timed)."""
+    hours: dict[str, float] = {}
+    confirm_runs = 0
+    for study in sorted(p for p in runs.iterdir() if (p / "trials.csv").exists()):
+        trials = pd.read_csv(study / "trials.csv")
+        evaluator = str(trials.evaluator.dropna().iloc[0]) if trials.evaluator.notna().any() else "proxy"
+        hours[evaluator] = hours.get(evaluator, 0.0) + trials.seconds.sum() / 3600
+        if (study / "confirm.json").exists():
+            confirm_runs += sum(len(e["val_accs"]) for e in json.loads((study / "confirm.json").read_text()).values())
+    return ("; ".join(f"{e} searches' candidate evaluations {h:.1f} h" for e, h in sorted(hours.items()))
+            + f"; plus {confirm_runs} proxy re-trainings of finalists (`--confirm`, not timed)")
+
+
 def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: Evals, eval_protocol: str,
-                 split: str, n_scored: int, seconds: float) -> None:
+                 split: str, n_scored: int, seconds: float, runs: Path) -> None:
     m = describe(threads=torch.get_num_threads())
     proto = evals.protocol(eval_protocol, 0)  # with its epochs as run here
     lines = [f"# Paper GhostNets vs searched networks on {args.data} (benchmarks/reproduce_paper.py)", "",
              f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m.get('torch')}; {m['date']}. "
-             f"Training in the cache so far: {evals.training_hours():.1f} h (this run {seconds / 60:.1f} min; "
-             "cached results are not re-run).", "",
+             f"Cost, as each step timed itself ({args.threads or 'all'} torch thread(s) a process): stand-alone "
+             f"trainings {evals.training_hours():.1f} h; {search_cost(runs)}; this run {seconds / 60:.1f} min "
+             "(cached results are not re-run).", "",
              f"- Evaluation: `{eval_protocol}` protocol ({proto.to_dict()}), seeds {args.seeds}, scored on the "
              f"{split} split ({n_scored:,} images), which no search or pick saw"
              + (f"; then seeds {args.extra_seeds}, one at a time, for a found network and its paper network while "
@@ -567,7 +583,7 @@ def main() -> None:
         df = pd.DataFrame(rows, columns=COLUMNS)
         atomic_write(out / f"paper_vs_search{suffix}.csv", lambda tmp: df.to_csv(tmp, index=False))
         write_report(out / f"REPORT{suffix}.md", df, blocks, args, evals, eval_protocol, scored.scored_on,
-                     len(scored.y_val), time.perf_counter() - t0)
+                     len(scored.y_val), time.perf_counter() - t0, work / "runs")
 
 
 if __name__ == "__main__":
