@@ -49,6 +49,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -195,6 +196,20 @@ def wants_extra_seed(found: Arch, paper: Arch, extra: int, evals: Evals, protoco
             return False
         seeds.append(seed)
     return True
+
+
+def first_of_its_kind(study: str, studies: list[str], found: Callable[[str], Arch | None]) -> Arch:
+    """``study``'s found network, named found-<S> after the first study S of ``studies`` (the
+    table's order) that found the same network: the evals cache keys on the name, so a network two
+    searches found (a proxy search under a larger budget can stop at the same small one) trains
+    once. ``found(S)``: S's network, or None where it found none."""
+    arch = found(study)
+    same = arch.replace(name="").to_dict()
+    for other in studies[:studies.index(study)]:
+        theirs = found(other)
+        if theirs is not None and theirs.replace(name="").to_dict() == same:
+            return arch.replace(name=f"found-{other}")
+    return arch.replace(name=f"found-{study}")
 
 
 def block_table(paper: Arch, found: Arch) -> list[str]:
@@ -466,8 +481,12 @@ def main() -> None:
     def picked(study: str) -> dict | None:
         return (json.loads(picks.read_text()) if picks.exists() else {}).get(study)
 
+    all_studies = [f"{level}-{kind}-{evaluator}" for level, _, _ in levels for kind in args.kinds
+                   for evaluator in args.evaluators]
+
     def found_arch(study: str) -> Arch:
-        return load_arch(work / f"found-{study}.json")  # named found-<study>: the evals cache keys on it
+        return first_of_its_kind(study, all_studies, lambda st: load_arch(work / f"found-{st}.json")
+                                 if picked(st) is not None else None)
 
     def wants(study: str, paper: Arch, extra: int) -> bool | None:
         if not _has(picks, study):

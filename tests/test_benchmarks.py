@@ -96,6 +96,17 @@ def test_extra_seeds_only_while_a_lead_is_undecided():
     assert wants((0.905, 0.915, 0.898, 0.880), extra=7) is False  # seed 6 put it behind
 
 
+def test_a_network_two_searches_found_is_trained_once():
+    from ghostnas import paper_arch
+
+    small, large = paper_arch(0.5), paper_arch(1.0)
+    found = {"1x-macs": small.replace(name="x"), "1x-latency": large, "1.3x-macs": None, "1.3x-latency": small}
+    studies = list(found)
+    assert reproduce_paper.first_of_its_kind("1.3x-latency", studies, found.get).name == "found-1x-macs"
+    assert reproduce_paper.first_of_its_kind("1x-latency", studies, found.get).name == "found-1x-latency"
+    assert reproduce_paper.first_of_its_kind("1x-macs", studies, found.get).name == "found-1x-macs"
+
+
 def test_a_latency_budget_is_one_the_paper_network_fits():
     from ghostnas.search import parse_budget
 
