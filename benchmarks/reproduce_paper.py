@@ -478,15 +478,19 @@ def main() -> None:
                             progress=False, lut=args.lut if kind == "latency" else None,
                             threads=args.threads, confirm=args.supernet_confirm if supernet else args.confirm)
 
+    def all_picks() -> dict:
+        return json.loads(picks.read_text()) if picks.exists() else {}
+
     def picked(study: str) -> dict | None:
-        return (json.loads(picks.read_text()) if picks.exists() else {}).get(study)
+        return all_picks().get(study)
 
     all_studies = [f"{level}-{kind}-{evaluator}" for level, _, _ in levels for kind in args.kinds
                    for evaluator in args.evaluators]
 
     def found_arch(study: str) -> Arch:
+        chosen = all_picks()  # once: the units' done() checks call this while they poll
         return first_of_its_kind(study, all_studies, lambda st: load_arch(work / f"found-{st}.json")
-                                 if picked(st) is not None else None)
+                                 if chosen.get(st) is not None else None)
 
     def wants(study: str, paper: Arch, extra: int) -> bool | None:
         if not _has(picks, study):
