@@ -512,8 +512,12 @@ def main() -> None:
     supernet_done = lambda: supernet_trained(Path(args.supernet), args.supernet_recipe, args.supernet_epochs)  # noqa: E731
     units = []
     if "supernet" in args.evaluators:
-        units.append(WorkUnit("supernet", supernet_done, lambda: ensure_supernet(
-            Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs)))
+        # Only the supernet searches need it: once they are all done, a deleted supernet is not retrained.
+        studies = [f"{level}-{kind}-supernet" for level, _, _ in levels for kind in args.kinds]
+        units.append(WorkUnit(
+            "supernet", lambda: supernet_done() or all(_has(picks, st) for st in studies),
+            lambda: ensure_supernet(Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs),
+            skipped=lambda: not supernet_done()))
     for level, paper, budgets in levels:
         for kind in args.kinds:
             for evaluator in args.evaluators:

@@ -1,6 +1,7 @@
 """The evidence benchmark runs end to end from a clone, on a toy scale (the real run: REPORT.md)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,12 @@ def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_p
     assert set(trials.evaluator) == {"supernet"}
     assert trials.baseline.iloc[0] and trials.macs.iloc[0] == paper.macs  # the paper network is trial 0
     assert "measured" in (tmp_path / "REPORT-synthetic_120.md").read_text()  # the verdict's latencies
+
+    # Once every supernet search is done the supernet is not needed: deleted, it is not retrained.
+    shutil.rmtree(tmp_path / "sn")
+    again, _ = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--supernet-trials", "3",
+                    "--evaluators", "supernet", "--kinds", "latency"], tmp_path)
+    assert not (tmp_path / "sn").exists() and list(again.acc_mean) == list(table.acc_mean)
+    _, (status,) = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--evaluators", "supernet",
+                        "--kinds", "latency", "--status"], tmp_path)
+    assert "[-] supernet: not needed" in status, status
