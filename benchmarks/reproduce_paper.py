@@ -59,7 +59,7 @@ from ghostnas.arch import Arch, kernel_acts
 from ghostnas.cost.lut import LatencyModel
 from ghostnas.data import DEFAULT_DATA, data_tag, load_data
 from ghostnas.defaults import CONFIRM_SEEDS, SUPERNET_RECIPE
-from ghostnas.io import WorkUnit, atomic_write, atomic_write_text, merge_json, run_units, work_claim
+from ghostnas.io import WorkUnit, atomic_write, atomic_write_text, live_claims, merge_json, run_units, work_claim
 from ghostnas.machine import describe
 from ghostnas.search import SearchConfig, run_search
 from ghostnas.space import load_space
@@ -116,13 +116,22 @@ class Evals:
         return sum(e.get("seconds", 0.0) for e in self.cache.values()) / 3600
 
 
-def print_status(units: list[WorkUnit], evals: Evals) -> None:
-    """How far a long run has come: each unit done or not, then every cached training by network."""
+def print_status(units: list[WorkUnit], evals: Evals, claims: Path) -> None:
+    """How far a long run has come: each unit done, running (held by a live process: since when)
+    or not, then every cached training by network."""
     done = [u.done() for u in units]
     skipped = [d and u.skipped() for u, d in zip(units, done)]
-    print(f"{sum(done)} of {len(units)} units done ({sum(skipped)} of them not needed)")
+    running = live_claims(claims)
+    print(f"{sum(done)} of {len(units)} units done ({sum(skipped)} of them not needed), "
+          f"{sum(u.key in running and not d for u, d in zip(units, done))} running")
     for unit, d, skip in zip(units, done, skipped):
-        print(f"  [{'-' if skip else 'x' if d else ' '}] {unit.key}" + (": not needed" if skip else ""))
+        holder = None if d else running.get(unit.key)
+        note = ": not needed" if skip else ""
+        if holder is not None:
+            since = holder.get("since")
+            note = f": running (pid {holder.get('pid')}" + (
+                f", {(time.time() - since) / 60:.0f} min" if isinstance(since, (int, float)) else "") + ")"
+        print(f"  [{'-' if skip else 'x' if d else '~' if holder is not None else ' '}] {unit.key}{note}")
     by_arch: dict[str, list] = {}
     for e in evals.cache.values():
         by_arch.setdefault(e["arch"], []).append(e)
@@ -560,7 +569,7 @@ def main() -> None:
                     ready=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is True,
                     skipped=lambda st=study, a=paper, sd=seed: wants(st, a, sd) is False))
     if args.status:
-        print_status(units, evals)
+        print_status(units, evals, work / "units")
         return
     run_units(units, work / "units")
 

@@ -128,22 +128,19 @@ def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
     import socket
 
     target = Path(path)
-    claims_path = target.with_name(target.stem + ".claims.json")
+    claims_path = _claims_path(target)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
 
-    def read() -> dict:
-        try:
-            return json.loads(claims_path.read_text())
-        except (OSError, ValueError):
-            return {}
+    def is_me(holder) -> bool:  # the claim also records when it was made ("since")
+        return isinstance(holder, dict) and all(holder.get(k) == v for k, v in me.items())
 
     with _locked(target):
-        claims = read()
+        claims = _read_claims(claims_path)
         holder = claims.get(item)
-        if holder is not None and holder != me and _alive(holder):
+        if holder is not None and not is_me(holder) and _alive(holder):
             mine = False
         else:
-            claims[item] = me
+            claims[item] = {**me, "since": time.time()}
             atomic_write_text(claims_path, json.dumps(claims, indent=1) + "\n")
             mine = True
     try:
@@ -151,10 +148,31 @@ def work_claim(path: "str | os.PathLike[str]", item: str) -> Iterator[bool]:
     finally:
         if mine:
             with _locked(target):
-                claims = read()
-                if claims.get(item) == me:
+                claims = _read_claims(claims_path)
+                if is_me(claims.get(item)):
                     del claims[item]
                     atomic_write_text(claims_path, json.dumps(claims, indent=1) + "\n")
+
+
+def live_claims(path: "str | os.PathLike[str]") -> dict[str, dict]:
+    """The items ``work_claim`` processes hold now (dead holders left out): item -> its claim
+    (``pid``, ``host``, ``since`` as Unix time where recorded). Reads only; for progress reports."""
+    claims = _read_claims(_claims_path(Path(path)))
+    return {item: holder for item, holder in claims.items() if isinstance(holder, dict) and _alive(holder)}
+
+
+def _claims_path(target: Path) -> Path:
+    return target.with_name(target.stem + ".claims.json")
+
+
+def _read_claims(claims_path: Path) -> dict:
+    import json
+
+    try:
+        claims = json.loads(claims_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _always() -> bool:
@@ -211,6 +229,8 @@ def _alive(holder: dict) -> bool:
     that reuses a dead holder's pid is told apart by its start time (where /proc has it)."""
     import socket
 
+    if not isinstance(holder, dict):  # a garbled claim
+        return False
     if holder.get("host") != socket.gethostname():
         return True
     try:

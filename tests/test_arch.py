@@ -162,7 +162,9 @@ def test_processes_share_work_by_claims_and_take_over_a_dead_ones(tmp_path):
     import subprocess
     import sys
 
-    from ghostnas.io import work_claim
+    import time
+
+    from ghostnas.io import live_claims, work_claim
 
     path = tmp_path / "results.csv"
     host = socket.gethostname()
@@ -173,8 +175,11 @@ def test_processes_share_work_by_claims_and_take_over_a_dead_ones(tmp_path):
     (tmp_path / "results.claims.json").write_text(json.dumps({
         "live": {"pid": os.getppid(), "host": host}, "dead": {"pid": int(dead), "host": host},
         "garbled": {"host": host}, "reused": {"pid": os.getppid(), "host": host, "started": -1}}))
+    assert set(live_claims(path)) == {"live"}  # what --status reports as running
     with work_claim(path, "live") as mine:
         assert not mine
+    with work_claim(path, "new") as mine:
+        assert mine and live_claims(path)["new"]["since"] <= time.time()
     for item in ("dead", "garbled", "reused"):
         with work_claim(path, item) as mine:
             assert mine
