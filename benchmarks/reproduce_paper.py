@@ -68,7 +68,7 @@ from ghostnas.train import get_protocol, train_checkpointed
 LUT = "results/luts/ghostnet-onnxruntime-1t.csv"
 HEADLINE_DATA = "fashion-mnist"  # its files carry no suffix
 COLUMNS = ["level", "budget", "model", "evaluator", "data", "params", "macs", "latency_ms", "acc_mean", "acc_sd",
-           "seeds", "lead_points", "lead_se_points", "protocol", "split", "picked_by_val"]
+           "seeds", "lead_points", "lead_se_points", "protocol", "split", "picked_by_val", "val_lead_points"]
 MIN_LEAD_POINTS = 0.5
 MIN_LEAD_SES = 2.0
 
@@ -325,8 +325,36 @@ def verdict(f: pd.Series, p: pd.Series) -> str:
         (f"lead under {MIN_LEAD_SES:g} paired SE ({f.lead_se_points:.2f})",
          not f.lead_points >= MIN_LEAD_SES * f.lead_se_points),
         (f"over the budget: {cost}", over)) if bad]
+    expected = ("" if pd.isna(f.get("val_lead_points")) else
+                f"; the search's {f.evaluator} scores had it {f.val_lead_points:+.2f} points ahead on validation")
     return (f"found {f.lead_points:+.2f} ± {f.lead_se_points:.2f} points (paired SE) at {cost}: "
-            + ("target met" if not short else "target NOT met (" + "; ".join(short) + ")"))
+            + ("target met" if not short else "target NOT met (" + "; ".join(short) + ")") + expected)
+
+
+def val_lead(run: Path, picked_by: float) -> float | None:
+    """The lead, in points, that the search's own evaluator gave the found network over the paper
+    network (trial 0) on validation: what the search expected, beside what the test set shows.
+    After ``--confirm`` both are means over the same proxy seeds; None where the paper network was
+    not scored alike (not in the study, or not among the confirmed)."""
+    confirm = run / "confirm.json"
+    if confirm.exists():
+        base = [e for e in json.loads(confirm.read_text()).values() if e["baseline"]]
+        return 100 * (picked_by - statistics.mean(base[0]["val_accs"].values())) if base else None
+    trials = pd.read_csv(run / "trials.csv")
+    base = trials[trials.baseline.astype(bool) & (trials.state == "complete")]
+    return None if base.empty else 100 * (picked_by - float(base.val_acc.iloc[0]))
+
+
+def expected_vs_found(df: pd.DataFrame) -> list[str]:
+    """Per evaluator: the leads its scores promised on validation against those found on the
+    scored split; the search can do no better than its evaluator ranks."""
+    lines = []
+    for evaluator, sub in df[(df.model == "found") & df.val_lead_points.notna()].groupby("evaluator"):
+        agree = int((sub.val_lead_points * sub.lead_points > 0).sum())
+        lines.append(f"- The {evaluator} search's own scores put its found networks {sub.val_lead_points.mean():+.2f} "
+                     f"points ahead of the paper networks on validation (mean of {len(sub)}); stand-alone they "
+                     f"came out {sub.lead_points.mean():+.2f}, the same sign in {agree} of {len(sub)}.")
+    return lines
 
 
 def search_cost(runs: Path) -> str:
@@ -391,6 +419,7 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
               f"{100 * p_mean:.1f}%: {100 * (p_mean * (1 - p_mean) / n_scored) ** 0.5:.2f} points per run.",
               "- Pairing by seed removes what two networks share on one seed (data order), not the rest of "
               "the seed noise; with 3 seeds the paired SE is itself uncertain (a t with 2 degrees of freedom).",
+              *expected_vs_found(df),
               "", "## At ImageNet scale", "",
               "What this comparison would cost there (GPU-hours from a lent H200's measured throughput) and the "
               "one command that runs it: `docs/imagenet.md`, `benchmarks/imagenet_paper_vs_search.sh`.",
@@ -611,6 +640,8 @@ def main() -> None:
                                  "lead_points": round(points, 2), "lead_se_points": round(se, 2),
                                  "picked_by_val": picked(study)["picked_by_val"]})
                     run = work / "runs" / study
+                    expected = None if args.pick_long_seed is not None else val_lead(run, picked(study)["picked_by_val"])
+                    rows[-1]["val_lead_points"] = None if expected is None else round(expected, 2)
                     plots = [f"![accuracy vs {x}]({run.relative_to(out).as_posix()}/acc_vs_{x}.png)"
                              for x in ("macs", "latency") if (run / f"acc_vs_{x}.png").exists()]
                     blocks += [f"### {level}, budget {budget}, {evaluator} search", "",

@@ -40,10 +40,12 @@ def test_reproduce_paper_writes_its_table_and_report_and_resumes(tmp_path):
     assert (found.macs <= paper.macs).all() and table.latency_ms.notna().all()  # measured, every network
     assert (table.acc_sd >= 0).all() and table.acc_mean.between(0, 1).all()
     assert found.lead_points.notna().all() and (found.lead_se_points >= 0).all()
+    assert found.val_lead_points.notna().all()  # what the search's own scores expected
     assert (table.split == "val").all() and (table.seeds == "3 4").all()  # no test split: validation
     report = (tmp_path / "REPORT-synthetic_120.md").read_text()
     assert "## Verdict per budget" in report and "| found:" in report and "MMACs by part" in report
     assert "proxy searches' candidate evaluations" in report  # the runtime, stated
+    assert "ahead on validation" in report and "The proxy search's own scores put" in report
 
     work = tmp_path / "paper_vs_search-synthetic_120"
     evals = json.loads((work / "evals.json").read_text())
@@ -138,3 +140,13 @@ def test_reproduce_paper_trains_the_supernet_and_searches_a_latency_budget(tmp_p
     _, (status,) = run(["--supernet", str(tmp_path / "sn"), "--supernet-recipe", "smoke", "--evaluators", "supernet",
                         "--kinds", "latency", "--status"], tmp_path)
     assert "[-] supernet: not needed" in status, status
+
+
+def test_the_lead_a_search_expected_pairs_the_paper_network_scored_alike(tmp_path):
+    confirmed = {"7": {"baseline": False, "val_accs": {"0": 0.73, "1": 0.71}},
+                 "0": {"baseline": True, "val_accs": {"0": 0.69, "1": 0.71}}}
+    (tmp_path / "confirm.json").write_text(json.dumps(confirmed))
+    assert abs(reproduce_paper.val_lead(tmp_path, 0.72) - 2.0) < 1e-9  # means over the same seeds
+    del confirmed["0"]
+    (tmp_path / "confirm.json").write_text(json.dumps(confirmed))
+    assert reproduce_paper.val_lead(tmp_path, 0.72) is None  # the paper network was not confirmed
