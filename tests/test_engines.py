@@ -22,11 +22,11 @@ def listening_sockets() -> list[str]:
     return [line for line in out.splitlines() if any(n in line for n in ("ray", "gcs_server", "raylet"))]
 
 
-def check_engine_results(tmp_path, engine: str, summary: dict) -> None:
+def check_engine_results(tmp_path, engine: str, summary: dict, trials: int = 3) -> None:
     """What every engine must leave: the same trials table, scores that are accuracies of trained
     networks, and the best trials' weights kept for `export best --with-weights`."""
     df = pd.read_csv(tmp_path / engine / "trials.csv")
-    assert len(df) == 3 and set(df.engine) == {engine} and set(df.evaluator) == {"proxy"}
+    assert len(df) == trials and set(df.engine) == {engine} and set(df.evaluator) == {"proxy"}
     assert (df.macs <= 3e6).all()
     done = df[df.state == "complete"]
     assert set(df.state) <= {"complete", "pruned"}  # Ray's ASHA may stop some early
@@ -37,7 +37,21 @@ def check_engine_results(tmp_path, engine: str, summary: dict) -> None:
 
 
 @pytest.mark.slow
-def test_ray_engine_local_cluster_on_loopback(tmp_path):
+def test_ray_engine_on_loopback_scores_by_the_supernet(tmp_path):
+    """--engine ray starting its own Ray: every server listens on loopback only, Ray is stopped
+    after, and with --supernet each worker scores by inherited weights as the driver would (not
+    by a proxy training; the two-node test below covers proxy trials on Ray). One Ray start for
+    both checks: a start costs ~8 s of the suite."""
+    from ghostnas.data import load_data
+    from ghostnas.results import ranked_arch
+    from ghostnas.search.evaluators import SupernetEvaluator
+    from ghostnas.space import load_space
+    from ghostnas.supernet import get_supernet_protocol, train_supernet
+    from ghostnas.train import get_protocol
+
+    sn, proxy = tmp_path / "sn", get_protocol("smoke")
+    data = load_data("digits", seed=proxy.seed, folder_size=proxy.resolution)
+    train_supernet(load_space("tiny"), data, get_supernet_protocol("smoke"), sn)
     seen: list[str] = []
     stop = threading.Event()
 
@@ -49,7 +63,7 @@ def test_ray_engine_local_cluster_on_loopback(tmp_path):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        summary = run_search(tiny(tmp_path, "ray", cpus_per_trial=1))
+        summary = run_search(tiny(tmp_path, "ray", cpus_per_trial=1, supernet=str(sn)))
     finally:
         stop.set()
         watcher.join()
@@ -60,24 +74,6 @@ def test_ray_engine_local_cluster_on_loopback(tmp_path):
     for line in seen:
         local = line.split()[3]
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")), line
-    check_engine_results(tmp_path, "ray", summary)
-
-
-@pytest.mark.slow
-def test_ray_workers_score_by_the_supernet(tmp_path):
-    """--supernet with --engine ray: each worker scores by inherited weights, as the driver would
-    (not by a proxy training), and records it as the other engines do."""
-    from ghostnas.data import load_data
-    from ghostnas.results import ranked_arch
-    from ghostnas.search.evaluators import SupernetEvaluator
-    from ghostnas.space import load_space
-    from ghostnas.supernet import get_supernet_protocol, train_supernet
-    from ghostnas.train import get_protocol
-
-    sn, proxy = tmp_path / "sn", get_protocol("smoke")
-    data = load_data("digits", seed=proxy.seed, folder_size=proxy.resolution)
-    train_supernet(load_space("tiny"), data, get_supernet_protocol("smoke"), sn)
-    summary = run_search(tiny(tmp_path, "ray", cpus_per_trial=1, supernet=str(sn)))
     df = pd.read_csv(tmp_path / "ray" / "trials.csv")
     assert len(df) == 3 and set(df.state) == {"complete"} and set(df.evaluator) == {"supernet"}
     arch, weights, _ = ranked_arch(tmp_path / "ray")
@@ -109,7 +105,7 @@ def test_ray_engine_on_a_two_node_cluster(tmp_path, monkeypatch):
     try:
         cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         listening = listening_sockets()
-        run_search(tiny(tmp_path, "ray", trials=4, address=cluster.address, cpus_per_trial=1))
+        summary = run_search(tiny(tmp_path, "ray", trials=4, address=cluster.address, cpus_per_trial=1))
         ray.shutdown()  # the search joined a cluster it did not start, so it leaves it running
     finally:
         ray.shutdown()
@@ -122,3 +118,4 @@ def test_ray_engine_on_a_two_node_cluster(tmp_path, monkeypatch):
     trials = [t for t in load_study(tmp_path / "ray").get_trials(deepcopy=False) if not t.user_attrs.get("rejected")]
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers)) == 4 and sorted(df.number) == sorted(numbers)
+    check_engine_results(tmp_path, "ray", summary, trials=4)
