@@ -156,15 +156,15 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
             "--runs", str(tmp_path / "runs"), "--study", "s", "--threads", "1", "--json"]
     assert main(argv + ["--space", "tiny-v2", "--trials", "1"]) == 2
     assert "leave out --space" in capsys.readouterr().err
-    assert main(argv + ["--trials", "30"]) == 0
+    assert main(argv + ["--trials", "12"]) == 0
     summary = json.loads(capsys.readouterr().out)
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "runs" / "s" / "trials.csv")
-    assert summary["trials"]["complete"] == 30 and set(df.evaluator) == {"supernet"}
+    assert summary["trials"]["complete"] == 12 and set(df.evaluator) == {"supernet"}
     assert df.seconds.median() < 2.0  # seconds, not a training
     # --confirm trains the finalists stand-alone on seeds 0-2: a supernet score is no seed's run
-    assert main(argv + ["--trials", "30", "--confirm", "1"]) == 0
+    assert main(argv + ["--trials", "12", "--confirm", "1"]) == 0
     capsys.readouterr()
     confirm = json.loads((tmp_path / "runs" / "s" / "confirm.json").read_text())
     assert confirm and all(set(e["val_accs"]) == {"0", "1", "2"} for e in confirm.values())  # tiny: no baseline
@@ -180,7 +180,7 @@ def test_a_tiny_supernet_trains_and_searches_in_seconds(tmp_path, capsys):
 
     shutil.rmtree(sn)
     shutil.copytree(tmp_path / "other", sn)
-    assert main(argv + ["--trials", "31"]) == 2
+    assert main(argv + ["--trials", "13"]) == 2
     assert "other settings" in capsys.readouterr().err
     # another dataset than the supernet's is refused (its weights fit no other data)
     assert main(argv[:4] + ["mnist5k"] + argv[5:] + ["--study", "t", "--trials", "1"]) == 2
