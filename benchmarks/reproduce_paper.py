@@ -326,7 +326,7 @@ def verdict(f: pd.Series, p: pd.Series) -> str:
          not f.lead_points >= MIN_LEAD_SES * f.lead_se_points),
         (f"over the budget: {cost}", over)) if bad]
     expected = ("" if pd.isna(f.get("val_lead_points")) else
-                f"; the search's {f.evaluator} scores had it {f.val_lead_points:+.2f} points ahead on validation")
+                f"; the search's own {f.evaluator} scores expected {f.val_lead_points:+.2f} on validation")
     return (f"found {f.lead_points:+.2f} ± {f.lead_se_points:.2f} points (paired SE) at {cost}: "
             + ("target met" if not short else "target NOT met (" + "; ".join(short) + ")") + expected)
 
@@ -351,9 +351,9 @@ def expected_vs_found(df: pd.DataFrame) -> list[str]:
     lines = []
     for evaluator, sub in df[(df.model == "found") & df.val_lead_points.notna()].groupby("evaluator"):
         agree = int((sub.val_lead_points * sub.lead_points > 0).sum())
-        lines.append(f"- The {evaluator} search's own scores put its found networks {sub.val_lead_points.mean():+.2f} "
-                     f"points ahead of the paper networks on validation (mean of {len(sub)}); stand-alone they "
-                     f"came out {sub.lead_points.mean():+.2f}, the same sign in {agree} of {len(sub)}.")
+        lines.append(f"- The {evaluator} searches' own scores expected their found networks to lead the paper "
+                     f"networks by {sub.val_lead_points.mean():+.2f} points on validation (mean of {len(sub)}); "
+                     f"stand-alone they led by {sub.lead_points.mean():+.2f}, the same sign in {agree} of {len(sub)}.")
     return lines
 
 
