@@ -551,9 +551,9 @@ def main() -> None:
     units = []
     if "supernet" in args.evaluators:
         # Only the supernet searches need it: once they are all done, a deleted supernet is not retrained.
-        studies = [f"{level}-{kind}-supernet" for level, _, _ in levels for kind in args.kinds]
+        needing = [st for st in all_studies if st.endswith("-supernet")]
         units.append(WorkUnit(
-            "supernet", lambda: supernet_done() or all(_has(picks, st) for st in studies),
+            "supernet", lambda: supernet_done() or set(needing) <= set(all_picks()),
             lambda: ensure_supernet(Path(args.supernet), space, args.data, args.supernet_recipe, args.supernet_epochs),
             skipped=lambda: not supernet_done()))
     for level, paper, budgets in levels:

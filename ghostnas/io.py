@@ -158,7 +158,7 @@ def live_claims(path: "str | os.PathLike[str]") -> dict[str, dict]:
     """The items ``work_claim`` processes hold now (dead holders left out): item -> its claim
     (``pid``, ``host``, ``since`` as Unix time where recorded). Reads only; for progress reports."""
     claims = _read_claims(_claims_path(Path(path)))
-    return {item: holder for item, holder in claims.items() if isinstance(holder, dict) and _alive(holder)}
+    return {item: holder for item, holder in claims.items() if _alive(holder)}  # a garbled claim is not alive
 
 
 def _claims_path(target: Path) -> Path:
