@@ -32,7 +32,7 @@ from ghostnas.data import DEFAULT_DATA, data_tag, load_data  # noqa: E402
 from ghostnas.defaults import SUPERNET_RECIPE  # noqa: E402
 from ghostnas.io import atomic_write_text  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
-from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
+from ghostnas.search.evaluators import FINETUNE_LR, SupernetEvaluator  # noqa: E402
 from ghostnas.space import load_space  # noqa: E402
 from ghostnas.supernet import get_supernet_protocol, train_supernet  # noqa: E402
 
@@ -45,6 +45,10 @@ def main() -> None:
     ap.add_argument("--v1-only", action="store_true",
                     help="train the supernet without the DFC choice (the default space before it had one; "
                          "the mnist5k-clutter supernets were)")
+    ap.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                    help="fine-tune each inherited network N SGD steps before scoring (SupernetEvaluator's "
+                         "experiment; its rows are their own files, -ft<N>)")
+    ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", default="results/benchmarks")
     args = ap.parse_args()
@@ -70,7 +74,8 @@ def main() -> None:
     train_minutes = sum(h["seconds"] for h in record["history"]) / 60
     print(f"supernet: {record['epochs_done']} epochs, {train_minutes:.1f} min (this run {(time.perf_counter() - t0) / 60:.1f})")
 
-    evaluator = SupernetEvaluator(folder, data, protocol.resolution)
+    evaluator = SupernetEvaluator(folder, data, protocol.resolution, finetune_steps=args.finetune_steps,
+                                  finetune_lr=args.finetune_lr)
     archs = dict(candidates(100))  # names are fixed by seed: enough to cover any row of the CSV
     rows = []
     for name in ref.name:
@@ -97,6 +102,9 @@ def main() -> None:
                   proxy: partial_tau(df.proxy_acc[has_proxy], reference[has_proxy], df.macs[has_proxy]),
                   "params": partial_tau(df.params, reference, df.macs)}
     lo, hi = tau_interval(df.supernet_acc, reference)
+    finetune = {"steps": args.finetune_steps, "lr": args.finetune_lr} if args.finetune_steps else None
+    finetune_tag = (f"-ft{args.finetune_steps}" + ("" if args.finetune_lr == FINETUNE_LR else f"-lr{args.finetune_lr:g}")
+                    if args.finetune_steps else "")
     m = describe(threads=torch.get_num_threads())
     summary = {"data": args.data, "networks": len(df), "supernet_tau": round(taus["supernet"], 3),
                "proxy_tau": rounded(taus[proxy]), "proxy_networks": int(has_proxy.sum()),
@@ -109,16 +117,19 @@ def main() -> None:
                "proxy_tau_given_macs": rounded(given_macs[proxy]),
                "eval_seconds_per_candidate": round(float(df.eval_s.median()), 2),
                "supernet_train_minutes": round(train_minutes, 1), "long_runs_per_network": n_long,
-               "recipe": record["protocol"], "supernet_digest": record["digest"], "machine": m}
+               "recipe": record["protocol"], "supernet_digest": record["digest"],
+               "finetune": finetune, "machine": m}
     out = Path(args.out)
-    stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}"  # one file set per recipe
+    stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}{finetune_tag}"  # one file set per recipe
     columns = ["name", "macs", "params", "supernet_acc", "supernet_loss", "eval_s", "proxy_acc", *[c.name for c in longs]]
     df[columns].to_csv(out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     lines = ["# Supernet fidelity (benchmarks/supernet_fidelity.py)", "",
              f"{len(df)} networks of proxy_fidelity{tag}.csv on `{args.data}`, reference: the mean of {n_long} long "
              f"run(s) per network. Supernet: recipe {protocol.name!r} ({protocol.rule}, {protocol.epochs} epochs, "
-             f"{record['data']['train']} images, {train_minutes:.1f} min); each candidate extracted, BatchNorm "
+             f"{record['data']['train']} images, {train_minutes:.1f} min); each candidate extracted, "
+             + (f"fine-tuned {args.finetune_steps} SGD steps (lr {args.finetune_lr} decayed to 0), "
+                if args.finetune_steps else "") + "BatchNorm "
              f"recalibrated on 2,000 training images, scored on the {len(data.y_val)} validation images "
              f"({summary['eval_seconds_per_candidate']} s median). {m['cpu']}, {m['cores']} cores, "
              f"{torch.get_num_threads()} thread(s), {m['date']}.", "",
@@ -151,6 +162,11 @@ def recipe_proxy(out: Path, tag: str) -> pd.DataFrame:
     return runs[["name", "acc"]].rename(columns={"acc": "proxy_acc"})
 
 
+def finetuned(run: dict) -> str:
+    ft = run.get("finetune")
+    return f", each candidate fine-tuned {ft['steps']} steps at lr {ft['lr']:g}" if ft else ""
+
+
 def timed_at(machine: dict) -> str:
     return f"{machine['threads']} thread(s), load {machine.get('load_1min', '?')}"
 
@@ -164,7 +180,7 @@ def write_overview(out: Path, tag: str, data: str) -> None:
     lines = ["# Supernet fidelity, every recipe measured (benchmarks/supernet_fidelity.py)", "",
              "| recipe | epochs | train min | s per candidate | timed at | supernet tau | top-half tau | given MACs "
              "| proxy tau | networks | report |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['recipe']['name']} | {r['recipe']['epochs']} | {r['supernet_train_minutes']} | "
+    lines += [f"| {r['recipe']['name']}{finetuned(r)} | {r['recipe']['epochs']} | {r['supernet_train_minutes']} | "
               f"{r['eval_seconds_per_candidate']} | {timed_at(r['machine'])} | {r['supernet_tau']} | "
               f"{r['supernet_tau_top_half']} | {r.get('supernet_tau_given_macs', '')} | {r['proxy_tau']} | "
               f"{r['networks']} | `{r['file']}.md` |" for r in runs]

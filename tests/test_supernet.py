@@ -219,6 +219,18 @@ def test_train_can_start_from_inherited_weights(tmp_path, capsys):
     assert main(["train", "paper-0.5x", "--data", "digits", "--protocol", "smoke", "--init", f"supernet:{sn}",
                  "--out", str(tmp_path / "run2")]) == 2
     assert "not a network of the supernet's space" in capsys.readouterr().err
+    # the evaluator's fine-tuning experiment: a few steps from the inherited weights, the same
+    # images for every candidate, so a score is repeatable, and it moves the score
+    from ghostnas.data import load_data
+    from ghostnas.search.evaluators import SupernetEvaluator
+
+    data = load_data("digits", seed=0)
+    arch = space.to_arch(space.sample(2))
+    plain = SupernetEvaluator(sn, data, 32).evaluate(arch)
+    tuned = [SupernetEvaluator(sn, data, 32, finetune_steps=3).evaluate(arch) for _ in range(2)]
+    assert tuned[0]["finetune_steps"] == 3 and "finetune_steps" not in plain
+    assert (tuned[0]["val_acc"], tuned[0]["val_loss"]) == (tuned[1]["val_acc"], tuned[1]["val_loss"])
+    assert tuned[0]["val_loss"] != plain["val_loss"]
 
 
 def test_the_supernet_covers_dfc_attention():

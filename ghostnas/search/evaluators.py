@@ -53,16 +53,23 @@ class ProxyEvaluator(Evaluator):
 
 CALIBRATION_IMAGES = 2000  # BatchNorm recalibration per candidate, as Once-for-All (10 batches of 200)
 SCORING_BATCH = 250  # 15-25% faster than 500 on the 2-core AMD EPYC at 2 threads (cache-sized)
+FINETUNE_LR = 0.02  # the supernet trains at 0.1 decayed to 0; a short fine-tune starts lower
 
 
 class SupernetEvaluator(Evaluator):
     """Score a candidate by the weights it inherits from a trained supernet: extracted as a plain
     network, its BatchNorm statistics recomputed on a fixed set of training images, then scored on
-    the validation split. No training, no seed noise between candidates."""
+    the validation split. No training, no seed noise between candidates.
+
+    ``finetune_steps`` > 0 (an experiment, measured in docs/supernet.md): first train the inherited
+    network that many SGD steps on the same training images for every candidate (fixed seed, the
+    supernet's batch size, lr ``finetune_lr`` decayed to 0), to undo some of what sharing weights
+    with every other network costs it; a few seconds more per candidate."""
 
     name = "supernet"
 
-    def __init__(self, folder, data, resolution: int, device: str | None = None) -> None:
+    def __init__(self, folder, data, resolution: int, device: str | None = None,
+                 finetune_steps: int = 0, finetune_lr: float = FINETUNE_LR) -> None:
         import torch
 
         from ..data import prepare
@@ -84,6 +91,17 @@ class SupernetEvaluator(Evaluator):
         self.x_calib = prepare(data.x_train[calib], resolution, mean, std).to(self.device, memory_format=self.memory_format)
         self.x_val = prepare(data.x_val, resolution, mean, std).to(self.device, memory_format=self.memory_format)
         self.y_val = data.y_val.to(self.device)
+        self.data, self.finetune = data, None
+        if finetune_steps:
+            from ..train import PROTOCOLS
+
+            batch = self.record["protocol"]["batch_size"]
+            # one epoch over steps x batch images (the same seeded, stratified subset for every
+            # candidate); the trainer's own scoring is skipped (val_subset 1): recalibrated and
+            # scored on the whole validation split below, as without fine-tuning
+            self.finetune = PROTOCOLS["proxy"].replace(name="supernet-finetune", epochs=1, batch_size=batch,
+                                                       resolution=resolution, train_subset=finetune_steps * batch,
+                                                       val_subset=1, lr=finetune_lr, warmup_epochs=0.0)
 
     def evaluate(self, arch: Arch, report: Report | None = None,
                  weights_path: Path | None = None) -> dict[str, Any]:
@@ -97,11 +115,18 @@ class SupernetEvaluator(Evaluator):
         from ..train import evaluate
 
         start = time.perf_counter()
-        model = recalibrate(self.net.extract(arch).to(self.device, memory_format=self.memory_format), self.x_calib)
+        model = self.net.extract(arch)
+        if self.finetune is not None:
+            from ..train import train
+
+            model = train(arch, self.data, self.finetune, device=str(self.device), keep_model=True,
+                          init=model.state_dict()).model
+        model = recalibrate(model.to(self.device, memory_format=self.memory_format), self.x_calib)
         if weights_path is not None:  # before folding: the plain create_model(arch) layout
             state = model.state_dict()
             atomic_write(weights_path, lambda tmp: torch.save(state, tmp))
         acc, loss = evaluate(fold_batchnorm(model).to(memory_format=self.memory_format), self.x_val, self.y_val,
                           batch_size=SCORING_BATCH)
         return {"val_acc": acc, "val_loss": round(loss, 5), "seconds": round(time.perf_counter() - start, 2),
-                "device": str(self.device), "supernet": self.record["digest"]}
+                "device": str(self.device), "supernet": self.record["digest"],
+                **({"finetune_steps": self.finetune.train_subset // self.finetune.batch_size} if self.finetune else {})}
