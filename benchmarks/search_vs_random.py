@@ -76,7 +76,7 @@ def main() -> None:
                          "(`search --confirm`) and also compare the best mean (default 2; 0 = off)")
     ap.add_argument("--supernet", metavar="DIR", help="score candidates by this supernet's inherited weights, "
                     "then each study's best found network stand-alone (see the module docstring)")
-    ap.add_argument("--space", default="ghostnet", help="the supernet's space (default ghostnet)")
+    ap.add_argument("--space", help="the space (default: with --supernet the one it was trained over, else ghostnet)")
     ap.add_argument("--eval-protocol", help="with --supernet: the stand-alone protocol (default: reference "
                     "when the data has a test split, else long)")
     ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0], help="with --supernet (default 0)")
@@ -201,9 +201,9 @@ class StandAlone:
         from ghostnas.space import load_space
         from ghostnas.supernet.elastic import read_supernet
 
-        _, record = read_supernet(args.supernet)
+        space, record = read_supernet(args.supernet)
         self.digest = record["digest"][:8]
-        self.space = load_space(args.space)
+        self.space = load_space(args.space) if args.space else space
         self.data, self.protocol = stand_alone_view(load_data(args.data), args.eval_protocol)
         self.seeds = args.reference_seeds
         self.data_tag = "" if args.data == DEFAULT_DATA else f"-{data_tag(args.data)}"
