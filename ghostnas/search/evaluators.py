@@ -61,10 +61,11 @@ class SupernetEvaluator(Evaluator):
     network, its BatchNorm statistics recomputed on a fixed set of training images, then scored on
     the validation split. No training, no seed noise between candidates.
 
-    ``finetune_steps`` > 0 (an experiment, measured in docs/supernet.md): first train the inherited
-    network that many SGD steps on the same training images for every candidate (fixed seed, the
-    supernet's batch size, lr ``finetune_lr`` decayed to 0), to undo some of what sharing weights
-    with every other network costs it; a few seconds more per candidate."""
+    ``finetune_steps`` > 0 (an experiment for the benchmarks, not a search option): first train the
+    inherited network that many SGD steps on the same training images for every candidate (fixed
+    seed, the supernet's batch size, lr ``finetune_lr`` decayed to 0), to undo some of what sharing
+    weights with every other network costs it. On mnist5k-clutter it did not rank better (tau 0.21
+    -> 0.23-0.27, inside the noise) at 3-10x the cost per candidate (docs/supernet.md)."""
 
     name = "supernet"
 
