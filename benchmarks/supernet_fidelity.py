@@ -3,7 +3,8 @@ accuracy with inherited weights (BatchNorm recalibrated, no training) and the st
 reference of benchmarks/proxy_fidelity.py, on the same networks, next to the 2-epoch proxy's tau.
 
     python benchmarks/supernet_fidelity.py [--data mnist5k-clutter] [--recipe progressive] [--epochs N] [--v1-only]
-                                           [--threads 1] [--out results/benchmarks]
+                                           [--finetune-steps N [--finetune-lr LR]] [--threads 1]
+                                           [--out results/benchmarks]
 
 Resumable: the supernet trains into results/runs/supernets/<data>-<recipe>-e<epochs>/ (checkpointed
 every epoch; a rerun continues it), and the evaluations are cheap (seconds each). The networks
