@@ -92,7 +92,7 @@ class SupernetEvaluator(Evaluator):
         self.x_calib = prepare(data.x_train[calib], resolution, mean, std).to(self.device, memory_format=self.memory_format)
         self.x_val = prepare(data.x_val, resolution, mean, std).to(self.device, memory_format=self.memory_format)
         self.y_val = data.y_val.to(self.device)
-        self.data, self.finetune = data, None
+        self.data, self.finetune_steps, self.finetune = data, finetune_steps, None
         if finetune_steps:
             from ..train import PROTOCOLS
 
@@ -116,12 +116,13 @@ class SupernetEvaluator(Evaluator):
         from ..train import evaluate
 
         start = time.perf_counter()
-        model = self.net.extract(arch)
-        if self.finetune is not None:
+        if self.finetune is None:
+            model = self.net.extract(arch)
+        else:  # the trainer builds the network on the inherited weights (copied in) and tunes it
             from ..train import train
 
             model = train(arch, self.data, self.finetune, device=str(self.device), keep_model=True,
-                          init=model.state_dict()).model
+                          init=self.net.subnet_state(arch)).model
         model = recalibrate(model.to(self.device, memory_format=self.memory_format), self.x_calib)
         if weights_path is not None:  # before folding: the plain create_model(arch) layout
             state = model.state_dict()
@@ -130,4 +131,4 @@ class SupernetEvaluator(Evaluator):
                           batch_size=SCORING_BATCH)
         return {"val_acc": acc, "val_loss": round(loss, 5), "seconds": round(time.perf_counter() - start, 2),
                 "device": str(self.device), "supernet": self.record["digest"],
-                **({"finetune_steps": self.finetune.train_subset // self.finetune.batch_size} if self.finetune else {})}
+                **({"finetune_steps": self.finetune_steps} if self.finetune_steps else {})}
