@@ -5,8 +5,8 @@ a network's rank by supernet-inherited accuracy and its rank by parameter count 
 the supernet alone (0.35 -> 0.58; given MACs 0.25 -> 0.43), and left it out of the search until
 networks it was not found on confirm it. The paper-vs-search benchmark (issue 19) trained other
 networks on the same data with the same reference protocol (4 epochs on all 60,000 images, scored
-on test; seeds 3-5): the networks its searches found. This scores them with the supernet those
-searches used and compares the rankers against their stand-alone accuracy. The zero-cost scorers
+on test; seeds 3-5): the networks its searches found. This scores them with a supernet (by default
+the folder those searches used) and compares the rankers against their stand-alone accuracy. The zero-cost scorers
 come along (NASWOT read 0.51 on the 30, near MACs; issue 17 asks what ranks without training),
 scored as proxy_fidelity scores them: a fresh network (seed 0) on the first 64 training images.
 
