@@ -32,7 +32,7 @@ import torch
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_fidelity import partial_tau, tau_interval  # noqa: E402
+from proxy_fidelity import acc_column, complete_seeds, partial_tau, tau_interval  # noqa: E402
 
 from ghostnas import count, load_arch  # noqa: E402
 from ghostnas.data import load_data, prepare  # noqa: E402
@@ -66,20 +66,15 @@ def table(df: pd.DataFrame, reference: pd.Series) -> list[dict]:
 
 
 def held_out(work: Path) -> pd.DataFrame:
-    """One row per distinct network of the paper-vs-search benchmark: its mean test accuracy."""
+    """One row per network of the paper-vs-search benchmark: its mean test accuracy. Names are
+    distinct networks already (reproduce_paper's first_of_its_kind names a network two searches
+    found once, and a found network is never the paper one)."""
     evals = pd.DataFrame(json.loads((work / "evals.json").read_text()).values())
     evals = evals[(evals.protocol == "reference") & (evals.split == "test")]
     acc = evals.groupby("arch").val_acc.agg(["mean", "count"]).reset_index()
-    rows, seen = [], {}
-    for _, r in acc.iterrows():
-        arch = load_arch(work / f"{r.arch}.json") if r.arch.startswith("found-") else load_arch(r.arch)
-        key = json.dumps(arch.replace(name=None).to_dict(), sort_keys=True)
-        if key in seen:  # two budgets found the same network: one row, its runs pooled
-            seen[key]["names"].append(r.arch)
-            continue
-        seen[key] = {"name": r.arch, "names": [r.arch], "arch": arch, "reference": r["mean"], "runs": int(r["count"])}
-        rows.append(seen[key])
-    return pd.DataFrame(rows)
+    return pd.DataFrame({"name": acc.arch, "reference": acc["mean"], "runs": acc["count"],
+                         "arch": [load_arch(work / f"{n}.json") if n.startswith("found-") else load_arch(n)
+                                  for n in acc.arch]})
 
 
 def main() -> None:
@@ -117,7 +112,8 @@ def main() -> None:
         zc = Path(args.out) / f"proxy_fidelity-{data_name}.csv"
         if zc.exists():
             f = f.merge(pd.read_csv(zc)[["name", *SCORERS]], on="name", how="left")
-        f["reference"] = f[[c for c in f if c.startswith("long_acc")]].mean(axis=1)
+        n_long = complete_seeds(f, "long")  # as supernet_fidelity ranks them: the mean of the complete seeds
+        f["reference"] = sum(f[acc_column("long", k)] for k in range(n_long)) / n_long
         groups[f"the networks it was found on, as `{found_on.name}` scored them (for comparison)"] = f
     m = describe(threads=torch.get_num_threads())
     # the supernet(s) the searches picked with: scoring their picks with the same one is biased
@@ -130,7 +126,7 @@ def main() -> None:
                "machine": m}
     out = Path(args.out)
     stem = f"size_prior-{data_name}"
-    df.drop(columns=["arch"]).assign(names=df.names.str.join(" ")).to_csv(out / f"{stem}.csv", index=False)
+    df.drop(columns=["arch"]).to_csv(out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     lines = ["# Size prior and zero-cost scorers on held-out networks (benchmarks/size_prior_check.py)", "",
              f"`{data_name}`; supernet `{args.supernet}` (digest {record['digest']}, {trained}); reference: each network's mean "
