@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", default="100MFLOPs")
     ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--shard", default="0/1", help="K/N: this process runs studies K, K+N, ...")
+    ap.add_argument("--shard", default="0/1", help="K/N: this process runs the selected studies K, K+N, ...")
     ap.add_argument("--objectives", choices=("single", "pareto", "both"), default="both")
     ap.add_argument("--samplers", nargs="+", help="run only these samplers' studies (the report "
                     "still covers every finished study)")
@@ -92,44 +92,43 @@ def main() -> None:
     csv_path = Path(args.out) / f"search_vs_random{suffix}.csv"
     rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
     shard, shards = (int(v) for v in args.shard.split("/"))
-    n = -1
-    for pareto, samplers in arms:
-        for seed in args.seeds:
-            for sampler in samplers:
-                n += 1
-                if n % shards != shard or (args.samplers and sampler not in args.samplers):
-                    continue
-                study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
-                if standalone:
-                    study = f"bench-{sampler}-s{seed}{trials_tag}-sn{standalone.digest}"
-                objective = "pareto" if pareto else "single"
-                old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
-                            and r["seed"] == seed), None)
-                confirm = 0 if pareto or standalone else args.confirm
-                if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
-                                        and (not standalone or pd.notna(old.get("reference_acc")))):
-                    continue
-                t = time.perf_counter()
-                cfg = SearchConfig(budgets=(args.budget,), data=args.data, trials=args.trials, seed=seed,
-                                   sampler=sampler, pareto=pareto, study=study, threads=args.threads,
-                                   progress=False, confirm=confirm, space=args.space, supernet=args.supernet)
-                summary = run_search(cfg)  # a finished study only runs the missing confirmations
-                df = trials_frame(load_study(Path(cfg.out) / study))
-                done = df[df.state == "complete"]
-                row = {"objective": "pareto" if pareto else "single", "sampler": sampler,
-                       "seed": seed, "best_acc": float(done.val_acc.max()),
-                       "best_found_acc": float(done[~done.baseline].val_acc.max())
-                       if (~done.baseline).any() else float("nan"),
-                       "hypervolume": hypervolume(df, budget), "complete": len(done),
-                       "pruned": int((df.state == "pruned").sum()),
-                       "seconds": old["seconds"] if old else round(time.perf_counter() - t, 1)}
-                confirmed = summary.get("confirmed", {}).get("best_found")
-                if confirmed:
-                    row["confirmed_best_found"] = confirmed["val_acc_mean"]
-                if standalone and summary.get("best_found"):
-                    row.update(standalone.score(summary["best_found"]["arch"], study))
-                print(row, flush=True)
-                merge_csv_row(csv_path, row, ("objective", "sampler", "seed"))  # other shards write it too
+    # shards split the selected studies only, so `--samplers` does not leave one shard idle
+    studies = [(pareto, seed, sampler) for pareto, samplers in arms for seed in args.seeds
+               for sampler in samplers if not args.samplers or sampler in args.samplers]
+    for n, (pareto, seed, sampler) in enumerate(studies):
+        if n % shards != shard:
+            continue
+        study = f"bench-{'pareto-' if pareto else ''}{sampler}-s{seed}{suffix}"
+        if standalone:
+            study = f"bench-{sampler}-s{seed}{trials_tag}-sn{standalone.digest}"
+        objective = "pareto" if pareto else "single"
+        old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
+                    and r["seed"] == seed), None)
+        confirm = 0 if pareto or standalone else args.confirm
+        if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
+                                and (not standalone or pd.notna(old.get("reference_acc")))):
+            continue
+        t = time.perf_counter()
+        cfg = SearchConfig(budgets=(args.budget,), data=args.data, trials=args.trials, seed=seed,
+                           sampler=sampler, pareto=pareto, study=study, threads=args.threads,
+                           progress=False, confirm=confirm, space=args.space, supernet=args.supernet)
+        summary = run_search(cfg)  # a finished study only runs the missing confirmations
+        df = trials_frame(load_study(Path(cfg.out) / study))
+        done = df[df.state == "complete"]
+        row = {"objective": objective, "sampler": sampler,
+               "seed": seed, "best_acc": float(done.val_acc.max()),
+               "best_found_acc": float(done[~done.baseline].val_acc.max())
+               if (~done.baseline).any() else float("nan"),
+               "hypervolume": hypervolume(df, budget), "complete": len(done),
+               "pruned": int((df.state == "pruned").sum()),
+               "seconds": old["seconds"] if old else round(time.perf_counter() - t, 1)}
+        confirmed = summary.get("confirmed", {}).get("best_found")
+        if confirmed:
+            row["confirmed_best_found"] = confirmed["val_acc_mean"]
+        if standalone and summary.get("best_found"):
+            row.update(standalone.score(summary["best_found"]["arch"], study))
+        print(row, flush=True)
+        merge_csv_row(csv_path, row, ("objective", "sampler", "seed"))  # other shards write it too
     df = pd.read_csv(csv_path)
     m = describe(threads=args.threads)
 
