@@ -145,7 +145,7 @@ def main() -> None:
              f"in `{csv_path.name}`, whichever run made it), data "
              f"`{args.data}`, "
              + (f"candidates scored by the supernet `{args.supernet}` (digest {standalone.digest}), each best found "
-                f"network then trained stand-alone: {standalone.describe()}" if standalone else "default proxy protocol")
+                f"network then trained stand-alone: {standalone.describe(df)}" if standalone else "default proxy protocol")
              + f"; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
              "| objective | sampler | best score (mean ± sd) | best found, baseline excluded | "
@@ -211,10 +211,14 @@ class StandAlone:
     def score(self, labels: dict, study: str) -> dict:
         arch = self.space.to_arch(labels, name=f"found-{study}")
         accs = [self.evals.acc(arch, self.protocol, seed) for seed in self.seeds]
-        return {"reference_acc": statistics.mean(accs), "reference_split": self.data.scored_on}
+        return {"reference_acc": statistics.mean(accs), "reference_split": self.data.scored_on,
+                "reference_seeds": " ".join(map(str, self.seeds))}
 
-    def describe(self) -> str:
-        return f"`{self.protocol}` protocol, seed(s) {self.seeds}, scored on {self.data.scored_on}"
+    def describe(self, df: pd.DataFrame) -> str:
+        """The seeds the table's rows were scored on (a --report-only run's own may differ)."""
+        used = sorted(set(df["reference_seeds"].dropna().astype(str))) if "reference_seeds" in df else []
+        seeds = "; ".join(used) if used else " ".join(map(str, self.seeds))
+        return f"`{self.protocol}` protocol, seed(s) {seeds}, scored on {self.data.scored_on}"
 
 
 if __name__ == "__main__":
