@@ -22,7 +22,10 @@ each study's best found network is then trained stand-alone (``--eval-protocol``
 ``--reference-seeds``), so the arms are compared by that, not by the supernet's own numbers. Its
 studies end in ``-sn<digest>`` (another supernet is another experiment) and its table is
 ``search_vs_random-supernet[-DATA][-t<N>].{csv,md}``; stand-alone results are cached in
-``search_vs_random-supernet*-evals.json`` (the same cache as reproduce_paper's).
+``search_vs_random-supernet*-evals.json`` (the same cache as reproduce_paper's). Each row records
+the supernet's digest and is keyed by it, so a seed run with another supernet (say, retrained on
+another thread count, which changes its weights) is a row of its own, and the margins pair the
+two arms of a seed only under the same supernet.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def main() -> None:
         arms = [(False, ARMS[0][1])]
         suffix = f"-supernet{standalone.data_tag}{trials_tag}"
     csv_path = Path(args.out) / f"search_vs_random{suffix}.csv"
-    rows = pd.read_csv(csv_path).to_dict("records") if csv_path.exists() else []
+    rows = read_rows(csv_path).to_dict("records") if csv_path.exists() else []
+    key = ("objective", "sampler", "seed") + (("supernet",) if standalone else ())
     shard, shards = (int(v) for v in args.shard.split("/"))
     # shards split the selected studies only, so `--samplers` does not leave one shard idle
     studies = [(pareto, seed, sampler) for pareto, samplers in arms for seed in args.seeds
@@ -103,7 +107,7 @@ def main() -> None:
             study = f"bench-{sampler}-s{seed}{trials_tag}-sn{standalone.digest}"
         objective = "pareto" if pareto else "single"
         old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
-                    and r["seed"] == seed), None)
+                    and r["seed"] == seed and (not standalone or r.get("supernet") == standalone.digest)), None)
         confirm = 0 if pareto or standalone else args.confirm
         if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
                                 and (not standalone or pd.notna(old.get("reference_acc")))):
@@ -128,8 +132,8 @@ def main() -> None:
         if standalone and summary.get("best_found"):
             row.update(standalone.score(summary["best_found"]["arch"], study))
         print(row, flush=True)
-        merge_csv_row(csv_path, row, ("objective", "sampler", "seed"))  # other shards write it too
-    df = pd.read_csv(csv_path)
+        merge_csv_row(csv_path, row, key)  # other shards write it too
+    df = read_rows(csv_path)
     m = describe(threads=args.threads)
 
     def mean_std(sub: pd.DataFrame, col: str) -> str:
@@ -144,7 +148,7 @@ def main() -> None:
              f"(seeds {sorted(int(v) for v in df.seed.unique())}; the table covers every finished study "
              f"in `{csv_path.name}`, whichever run made it), data "
              f"`{args.data}`, "
-             + (f"candidates scored by the supernet `{args.supernet}` (digest {standalone.digest}), each best found "
+             + (f"candidates scored by {standalone.describe_supernets(df, args.supernet)}, each best found "
                 f"network then trained stand-alone: {standalone.describe(df)}" if standalone else "default proxy protocol")
              + f"; {m['cpu']}, {m['cores']} cores, {args.threads} torch "
              f"thread(s) per study, torch {m.get('torch')} CPU, {m['date']}.", "",
@@ -158,12 +162,19 @@ def main() -> None:
     lines.append("")
 
 
+    paired_by = ["seed", "supernet"] if "supernet" in df else ["seed"]
+    several_supernets = "supernet" in df and df.supernet.nunique() > 1
+
     def margin(objective: str, sampler: str, col: str) -> pd.Series:
-        """guided - random per seed, over the seeds both arms have finished (paired)."""
-        sub = df[df.objective == objective].pivot_table(index="seed", columns="sampler", values=col)
+        """guided - random per seed (and supernet), over the pairs both arms have finished."""
+        sub = df[df.objective == objective].pivot_table(index=paired_by, columns="sampler", values=col)
         if sampler not in sub or "random" not in sub:
             return pd.Series(dtype=float)
         return (sub[sampler] - sub["random"]).dropna()
+
+    def pair_label(index) -> str:
+        seed, *supernet = index if isinstance(index, tuple) else (index,)
+        return f"s{int(seed)}" + (f" (supernet {supernet[0]})" if several_supernets else "")
 
     for objective, sampler, name, col, scale, unit in (
             ("single", "tpe", "TPE", "best_found_acc", 100, " points"),
@@ -179,7 +190,7 @@ def main() -> None:
         if diff.empty:  # that objective or sampler was not run
             continue
         digits = 2 if scale == 100 else 4
-        per_seed = ", ".join(f"s{int(seed)} {v:+.{digits}f}" for seed, v in diff.items())
+        per_seed = ", ".join(f"{pair_label(index)} {v:+.{digits}f}" for index, v in diff.items())
         # paired t statistic: how far the mean margin stands from zero in units of its standard error
         t = (diff.mean() / (diff.std() / len(diff) ** 0.5)) if len(diff) > 1 and diff.std() > 0 else float("nan")
         lines.append(f"Margin, {objective} ({name} - random, {col.replace('_', ' ')}, paired over "
@@ -189,6 +200,11 @@ def main() -> None:
     lines += ["", f"Per study: `{csv_path.name}`."]
     atomic_write_text(Path(args.out) / f"search_vs_random{suffix}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """The table so far; seeds lists and digests stay text (a lone "0" is not the number 0.0)."""
+    return pd.read_csv(path, dtype={"reference_seeds": "string", "supernet": "string"})
 
 
 class StandAlone:
@@ -212,7 +228,16 @@ class StandAlone:
         arch = self.space.to_arch(labels, name=f"found-{study}")
         accs = [self.evals.acc(arch, self.protocol, seed) for seed in self.seeds]
         return {"reference_acc": statistics.mean(accs), "reference_split": self.data.scored_on,
-                "reference_seeds": " ".join(map(str, self.seeds))}
+                "reference_seeds": " ".join(map(str, self.seeds)), "supernet": self.digest}
+
+    def describe_supernets(self, df: pd.DataFrame, folder: str) -> str:
+        """Which supernet scored which seeds (this run's folder names the one of its own digest)."""
+        used = sorted(set(df["supernet"].dropna())) if "supernet" in df else [self.digest]
+        if used == [self.digest]:
+            return f"the supernet `{folder}` (digest {self.digest})"
+        parts = [f"{d} (seeds {sorted(int(s) for s in df[df.supernet == d].seed.unique())}"
+                 + (f", `{folder}`)" if d == self.digest else ")") for d in used]
+        return ("the supernet " if len(used) == 1 else "the supernets ") + "; ".join(parts)
 
     def describe(self, df: pd.DataFrame) -> str:
         """The seeds the table's rows were scored on (a --report-only run's own may differ)."""
