@@ -23,20 +23,24 @@ each study's best found network is then trained stand-alone (``--eval-protocol``
 studies end in ``-sn<digest>`` (another supernet is another experiment) and its table is
 ``search_vs_random-supernet[-DATA][-t<N>].{csv,md}``; stand-alone results are cached in
 ``search_vs_random-supernet*-evals.json`` (the same cache as reproduce_paper's). Each row records
-the supernet's digest and is keyed by it, so a seed run with another supernet (say, retrained on
-another thread count, which changes its weights) is a row of its own, and the margins pair the
-two arms of a seed only under the same supernet.
+the supernet's digest and the best found network's choices, written before its stand-alone run, so
+a rerun after an interruption there trains only that network (the supernet's folder is still
+needed: it names the digest). Rows are keyed by the digest: a seed run with another supernet (say,
+retrained on another thread count, which changes its weights) is a row of its own, and the margins
+pair the two arms of a seed only under the same supernet.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_paper import Evals, stand_alone_view  # noqa: E402
@@ -84,6 +88,8 @@ def main() -> None:
                     "when the data has a test split, else long)")
     ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0], help="with --supernet (default 0)")
     args = ap.parse_args()
+    # also for a stand-alone run resumed without its search (which would set it): thread counts change results
+    torch.set_num_threads(args.threads)
     budget = parse_budget(args.budget).limit
     suffix = trials_tag = "" if args.trials == 16 else f"-t{args.trials}"
     arms = [(p, a) for p, a in ARMS if args.objectives == "both" or p == (args.objectives == "pareto")]
@@ -112,6 +118,13 @@ def main() -> None:
         if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
                                 and (not standalone or pd.notna(old.get("reference_acc")))):
             continue
+        if standalone and old and pd.notna(old.get("best_found")):
+            # the search finished and its best found network is in the table: only its stand-alone run is left
+            row = {k: v for k, v in old.items() if pd.notna(v)}
+            row.update(standalone.score(json.loads(row["best_found"]), study))
+            print(row, flush=True)
+            merge_csv_row(csv_path, row, key)
+            continue
         t = time.perf_counter()
         cfg = SearchConfig(budgets=(args.budget,), data=args.data, trials=args.trials, seed=seed,
                            sampler=sampler, pareto=pareto, study=study, threads=args.threads,
@@ -130,7 +143,11 @@ def main() -> None:
         if confirmed:
             row["confirmed_best_found"] = confirmed["val_acc_mean"]
         if standalone and summary.get("best_found"):
-            row.update(standalone.score(summary["best_found"]["arch"], study))
+            labels = summary["best_found"]["arch"]
+            # written before the long stand-alone run, so an interruption there keeps the search's outcome
+            row.update(supernet=standalone.digest, best_found=json.dumps(labels, sort_keys=True))
+            merge_csv_row(csv_path, row, key)
+            row.update(standalone.score(labels, study))
         print(row, flush=True)
         merge_csv_row(csv_path, row, key)  # other shards write it too
     df = read_rows(csv_path)
