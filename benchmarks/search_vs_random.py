@@ -113,7 +113,7 @@ def main() -> None:
             study = f"bench-{sampler}-s{seed}{trials_tag}-sn{standalone.digest}"
         objective = "pareto" if pareto else "single"
         old = next((r for r in rows if r["objective"] == objective and r["sampler"] == sampler
-                    and r["seed"] == seed and (not standalone or r.get("supernet") == standalone.digest)), None)
+                    and r["seed"] == seed and (not standalone or str(r.get("supernet")) == standalone.digest)), None)
         confirm = 0 if pareto or standalone else args.confirm
         if args.report_only or (old and (not confirm or pd.notna(old.get("confirmed_best_found")))
                                 and (not standalone or pd.notna(old.get("reference_acc")))):
