@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ghostnas import count, create_model, load_arch, paper_arch
+from ghostnas.nn.ghostnet import full_kernels
 from ghostnas.space import load_space
 
 PAPER = [("paper-0.5x", 2_587_292), ("paper-1.0x", 5_182_508), ("paper-1.3x", 7_358_820)]
@@ -19,7 +20,7 @@ PAPER_V2 = [("paper-v2-1.0x", 6_156_908, 167.0e6), ("paper-v2-1.3x", 8_960_404, 
 
 
 def conv_linear_macs(model, resolution):
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, full_kernels():
         model(torch.zeros(1, 3, resolution, resolution))
     return counter.get_total_flops() // 2
 
@@ -184,6 +185,35 @@ def test_outputs_match_independent_reference(arch):
         ours = model(x)
         ref = reference_forward(a, model.state_dict(), x)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, stride", [(3, 1), (5, 1), (7, 2), ((1, 5), 1), ((5, 1), 1), (5, 2)])
+def test_depthwise_conv_skips_only_padding_taps(kernel, stride):
+    """On maps smaller than the kernel, DepthwiseConv2d runs a cropped kernel: outputs and both
+    gradients equal the full kernel's (bias included), in either memory format, and the crop
+    does happen."""
+    from ghostnas.nn.ghostnet import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(6, 12, kernel, stride, groups=6)  # a multiplier of 2, as a cheap operation
+    conv.bias = torch.nn.Parameter(torch.randn(12))  # as fold_batchnorm leaves it
+    kh, kw = conv.kernel_size
+    for h, w in [(1, 1), (2, 2), (1, 3), (3, 2), (4, 4), (9, 9)]:
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(3, 6, h, w).contiguous(memory_format=fmt).requires_grad_()
+            with full_kernels():
+                full = conv(x)
+            (g_x_full, g_w_full) = torch.autograd.grad(full.square().sum(), (x, conv.weight))
+            fast = conv(x)
+            g_x, g_w = torch.autograd.grad(fast.square().sum(), (x, conv.weight))
+            torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(g_x, g_x_full, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(g_w, g_w_full, rtol=1e-5, atol=1e-5)
+    with FlopCounterMode(display=False) as cropped:
+        conv(torch.zeros(1, 6, 1, 1))
+    with FlopCounterMode(display=False) as whole, full_kernels():
+        conv(torch.zeros(1, 6, 1, 1))
+    assert cropped.get_total_flops() * kh * kw == whole.get_total_flops()
 
 
 def test_small_inputs_pass_every_stride():

@@ -7,7 +7,9 @@ Every module name below (``primary_conv``, ``cheap_operation``, ``conv_dw``/``bn
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,47 @@ class SqueezeExcite(nn.Module):
         return x * hard_sigmoid(gate)
 
 
+_skip_padding_taps = True
+
+
+@contextlib.contextmanager
+def full_kernels() -> Iterator[None]:
+    """Within, every :class:`DepthwiseConv2d` runs its whole kernel: the work MAC counts assume
+    (the paper's convention, ``ghostnas.cost``), for cross-checks that count executed ops."""
+    global _skip_padding_taps
+    was, _skip_padding_taps = _skip_padding_taps, False
+    try:
+        yield
+    finally:
+        _skip_padding_taps = was
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A grouped conv with odd kernels and "same" padding (k // 2) that skips the kernel taps which
+    only ever meet the zero padding: on an h x w map only the centre (2h-1) x (2w-1) taps reach a
+    pixel. Outputs and gradients are those of the full kernel (the skipped taps' gradients are
+    zero either way); the work is not: at a 32 px training resolution the last stages' maps are
+    1x1 and 2x2 against 5x5 and 7x7 kernels, where oneDNN spends ~20 ms on a 720-channel 5x5
+    conv of a 1x1 map. Traced or compiled (export, deployment resolution), the full kernel, so
+    the exported graph is the paper's."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: "int | tuple[int, int]", stride: int = 1,
+                 groups: int = 1):
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        assert kh % 2 and kw % 2, "odd kernels only: 'same' padding is k // 2"
+        super().__init__(cin, cout, (kh, kw), stride, (kh // 2, kw // 2), groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        ch, cw = min(kh, 2 * x.shape[-2] - 1), min(kw, 2 * x.shape[-1] - 1)
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if (ch, cw) == (kh, kw) or not _skip_padding_taps or exporting:
+            return super().forward(x)
+        top, left = (kh - ch) // 2, (kw - cw) // 2
+        weight = self.weight[:, :, top:top + ch, left:left + cw]
+        return F.conv2d(x, weight, self.bias, self.stride, (ch // 2, cw // 2), 1, self.groups)
+
+
 class GhostModule(nn.Module):
     """A 1x1 primary conv to ceil(out/s) channels, then a cheap depthwise-style d x d conv that
     makes (s-1) more maps from each; concatenated and cut to ``out`` channels.
@@ -53,15 +96,15 @@ class GhostModule(nn.Module):
             nn.ReLU(inplace=True) if relu else nn.Identity(),
         )
         self.cheap_operation = nn.Sequential(
-            nn.Conv2d(primary, cheap, d, 1, d // 2, groups=primary, bias=False),
+            DepthwiseConv2d(primary, cheap, d, groups=primary),
             nn.BatchNorm2d(cheap),
             nn.ReLU(inplace=True) if relu else nn.Identity(),
         )
         if dfc:
             self.short_conv = nn.Sequential(
                 nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout),
-                nn.Conv2d(cout, cout, (1, 5), 1, (0, 2), groups=cout, bias=False), nn.BatchNorm2d(cout),
-                nn.Conv2d(cout, cout, (5, 1), 1, (2, 0), groups=cout, bias=False), nn.BatchNorm2d(cout),
+                DepthwiseConv2d(cout, cout, (1, 5), groups=cout), nn.BatchNorm2d(cout),
+                DepthwiseConv2d(cout, cout, (5, 1), groups=cout), nn.BatchNorm2d(cout),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +126,7 @@ class GhostBottleneck(nn.Module):
         self.stride = rb.stride
         self.ghost1 = GhostModule(rb.cin, rb.mid, rb.s, rb.d, relu=True, dfc=rb.attn == "dfc")
         if rb.stride > 1:
-            self.conv_dw = nn.Conv2d(rb.mid, rb.mid, rb.k, rb.stride, rb.k // 2, groups=rb.mid, bias=False)
+            self.conv_dw = DepthwiseConv2d(rb.mid, rb.mid, rb.k, rb.stride, groups=rb.mid)
             self.bn_dw = nn.BatchNorm2d(rb.mid)
         self.se = SqueezeExcite(rb.mid, rb.se_channels) if rb.se_channels else None
         self.ghost2 = GhostModule(rb.mid, rb.cout, rb.s, rb.d, relu=False)
@@ -91,7 +134,7 @@ class GhostBottleneck(nn.Module):
             self.shortcut = nn.Sequential()
         else:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(rb.cin, rb.cin, rb.k, rb.stride, rb.k // 2, groups=rb.cin, bias=False),
+                DepthwiseConv2d(rb.cin, rb.cin, rb.k, rb.stride, groups=rb.cin),
                 nn.BatchNorm2d(rb.cin),
                 nn.Conv2d(rb.cin, rb.cout, 1, 1, 0, bias=False),
                 nn.BatchNorm2d(rb.cout),

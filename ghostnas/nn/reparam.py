@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ghostnet import GhostBottleneck, GhostModule, GhostNet
+from .ghostnet import DepthwiseConv2d, GhostBottleneck, GhostModule, GhostNet
 
 
 def _conv_like(conv: nn.Conv2d, kernel: int | None = None) -> nn.Conv2d:
     k = kernel or conv.kernel_size[0]
+    if isinstance(conv, DepthwiseConv2d):
+        return DepthwiseConv2d(conv.in_channels, conv.out_channels, k, conv.stride, groups=conv.groups)
     return nn.Conv2d(conv.in_channels, conv.out_channels, k, conv.stride, k // 2, groups=conv.groups, bias=False)
 
 
