@@ -86,8 +86,8 @@ class SupernetEvaluator(Evaluator):
         mean, std = data.stats()
         g = torch.Generator().manual_seed(0)  # the same calibration images for every candidate
         calib = torch.randperm(len(data.y_train), generator=g)[:CALIBRATION_IMAGES]
-        # channels_last: inference only here, where it scored candidates 1.9x faster than NCHW on
-        # the CPU (docs/supernet.md); training keeps Protocol.channels_last's choice
+        # channels_last: it scored candidates 1.9x faster than NCHW on the CPU (docs/supernet.md),
+        # on a GPU too (inference only here); the trainers choose per device (Protocol.channels_last)
         self.memory_format = torch.channels_last
         self.x_calib = prepare(data.x_train[calib], resolution, mean, std).to(self.device, memory_format=self.memory_format)
         self.x_val = prepare(data.x_val, resolution, mean, std).to(self.device, memory_format=self.memory_format)

@@ -99,9 +99,11 @@ def _lr(step: int, total: int, warmup: int, base: float) -> float:
 
 def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol, out: "str | Path", *,
                    resume: bool = False, progress: bool = False, device: str | None = None,
+                   channels_last: bool | None = None,
                    on_epoch: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Train a supernet of ``space`` on ``data`` into ``out`` (``supernet.pt``, ``supernet.json``,
-    ``checkpoint.pt``, ``metrics.csv``); returns the record written to ``supernet.json``."""
+    ``checkpoint.pt``, ``metrics.csv``); returns the record written to ``supernet.json``.
+    ``channels_last`` None: the device's faster memory format (below)."""
     out = Path(out)
     p = protocol
     ckpt = out / "checkpoint.pt"
@@ -118,6 +120,11 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
     opt = torch.optim.SGD(net.parameters(), lr=p.lr, momentum=0.9, nesterov=True, weight_decay=p.weight_decay)
     mean, std = data.stats()
     n = len(data.y_train) if p.train_subset is None else min(p.train_subset, len(data.y_train))
+    # channels_last on the CPU: a sandwich step 1.6-2.1x faster than NCHW (train_speed.md); as
+    # the stand-alone trainer, NCHW on CUDA. Not part of the recipe: it changes rounding, not the sums.
+    if channels_last is None:
+        channels_last = dev.type == "cpu"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     x = prepare(data.x_train[:n], p.resolution, mean, std).to(dev)
     y = data.y_train[:n].to(dev)
     steps = max(1, n // p.batch_size)
@@ -140,8 +147,9 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps * p.epochs, initial=(first - 1) * steps, unit="step", desc="supernet")
-    net.to(dev).train()
+    net.to(dev, memory_format=memory_format).train()
     record["device"] = str(dev)
+    record["memory_format"] = "channels_last" if memory_format == torch.channels_last else "contiguous"
     for epoch in range(first, p.epochs + 1):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(p.seed * 100003 + epoch)
@@ -152,6 +160,7 @@ def train_supernet(space: SearchSpace, data: Dataset, protocol: SupernetProtocol
                 group["lr"] = _lr((epoch - 1) * steps + b, steps * p.epochs, int(p.warmup_epochs * steps), p.lr)
             idx = perm[b * p.batch_size:(b + 1) * p.batch_size]
             xb, yb = (augment(x[idx].cpu(), g).to(dev) if data.natural else x[idx]), y[idx]
+            xb = xb.contiguous(memory_format=memory_format)
             opt.zero_grad(set_to_none=True)
             teacher = None
             for kind, arch in _subnets(space, p, epoch, b):
