@@ -19,30 +19,17 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import measure  # noqa: E402
+from train_speed import BATCH, measure, supernet_steps  # noqa: E402
 
 from ghostnas.data import DEFAULT_DATA, load_data  # noqa: E402
 from ghostnas.io import atomic_write_text  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.space import load_space  # noqa: E402
-from ghostnas.supernet import get_supernet_protocol, train_supernet  # noqa: E402
-
-BATCH = 96  # the proxy's and the supernet recipes' batch
-
-
-def supernet_steps(space, data, steps: int) -> tuple[float, float]:
-    """Seconds per step of a largest-alone epoch and of a sandwich epoch (the recipe's own loop)."""
-    protocol = get_supernet_protocol("progressive", epochs=2, largest_share=0.5, train_subset=steps * BATCH)
-    with tempfile.TemporaryDirectory() as out:
-        history = train_supernet(space, data, protocol, out)["history"]
-    return history[0]["seconds"] / steps, history[1]["seconds"] / steps
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -58,7 +45,7 @@ def main() -> None:
     for r in range(args.rounds + 1):
         for t in args.threads:
             torch.set_num_threads(t)
-            stand_alone = BATCH / measure(False, args.steps, BATCH, 32)["train_img_s"]
+            stand_alone = BATCH / measure(True, args.steps, BATCH, 32)["train_img_s"]  # the CPU trainers' format
             largest, sandwich = supernet_steps(space, data, args.steps)
             if r == 0:
                 continue  # warm-up round

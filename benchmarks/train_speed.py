@@ -1,7 +1,11 @@
-"""Training and evaluation throughput of paper-1.0x at 32 px, batch 128, all cores, with and
-without channels_last. Writes results/benchmarks/train_speed.{json,md}.
+"""Training and evaluation speed at 32 px on the CPU, by memory format and by whether depthwise
+convs skip the kernel taps that only meet zero padding (``ghostnas.nn.ghostnet.DepthwiseConv2d``):
+paper-1.0x stand-alone (a search trial, ``ghostnas train``, the references) and the supernet's
+two kinds of step (the largest network alone; the sandwich rule's four networks), batch 96, the
+four variants alternated round by round so that each sees the same machine. Writes
+results/benchmarks/train_speed.{json,md}.
 
-    python benchmarks/train_speed.py [--steps 20] [--device cuda]
+    python benchmarks/train_speed.py [--steps 12] [--rounds 2] [--threads N]
 
 With ``--device cuda`` it times the GPU in fp32 and in the trainer's mixed precision (bf16, or
 fp16 where the GPU lacks bf16), each with and without channels_last, against the same machine's
@@ -11,8 +15,10 @@ CPU (contiguous, all cores) measured in the same run, into train_speed-cuda.{jso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +26,19 @@ import torch
 import torch.nn.functional as F
 
 from ghostnas import create_model
+from ghostnas.data import DEFAULT_DATA, load_data
 from ghostnas.io import atomic_write_text
 from ghostnas.machine import describe
+from ghostnas.nn.ghostnet import full_kernels
+from ghostnas.space import load_space
+from ghostnas.supernet import get_supernet_protocol, train_supernet
 from ghostnas.train import amp_dtype_for, pick_device
+
+BATCH = 96  # the proxy's and the supernet recipes' batch
+# (label, channels_last, skip padding taps); the last is what the trainers do on the CPU
+VARIANTS = [("NCHW, full kernels", False, False), ("NCHW, padding taps skipped", False, True),
+            ("channels_last, full kernels", True, False), ("channels_last, padding taps skipped", True, True)]
+KINDS = ("stand-alone train", "stand-alone eval", "supernet, largest alone", "supernet, sandwich")
 
 
 def measure(channels_last: bool, steps: int, batch: int, res: int, device: torch.device = torch.device("cpu"),
@@ -64,18 +80,48 @@ def measure(channels_last: bool, steps: int, batch: int, res: int, device: torch
     return {"train_img_s": train_img_s, "eval_img_s": timed(eval_step)}
 
 
+def supernet_steps(space, data, steps: int, channels_last: bool | None = None) -> tuple[float, float]:
+    """Seconds per step of a largest-alone epoch and of a sandwich epoch (the recipe's own loop)."""
+    protocol = get_supernet_protocol("progressive", epochs=2, largest_share=0.5, train_subset=steps * BATCH)
+    with tempfile.TemporaryDirectory() as out:
+        history = train_supernet(space, data, protocol, out, channels_last=channels_last)["history"]
+    return history[0]["seconds"] / steps, history[1]["seconds"] / steps
+
+
+def measure_cpu_variants(steps: int, rounds: int) -> dict:
+    """Seconds per step of every kind under every variant: the median over ``rounds`` (a first,
+    untimed round warms up)."""
+    space, data = load_space("ghostnet"), load_data(DEFAULT_DATA)
+    times: dict[str, dict[str, list[float]]] = {v[0]: {k: [] for k in KINDS} for v in VARIANTS}
+    for r in range(rounds + 1):
+        for label, channels_last, skip in VARIANTS:
+            with full_kernels() if not skip else contextlib.nullcontext():
+                alone = measure(channels_last, steps, BATCH, 32)
+                largest, sandwich = supernet_steps(space, data, max(2, steps // 2), channels_last)
+            seconds = dict(zip(KINDS, (BATCH / alone["train_img_s"], BATCH / alone["eval_img_s"], largest, sandwich)))
+            print(json.dumps({"round": r, "variant": label, **{k: round(v, 4) for k, v in seconds.items()}}), flush=True)
+            if r:
+                for k, v in seconds.items():
+                    times[label][k].append(v)
+    return {label: {k: round(statistics.median(v), 4) for k, v in kinds.items()} for label, kinds in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=12, help="timed steps per kind (the supernet's: half)")
+    ap.add_argument("--rounds", type=int, default=2, help="CPU: timed rounds of every variant")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     ap.add_argument("--out", default="results/benchmarks")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = ap.parse_args()
     device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     res = {"machine": describe(threads=threads), "model": "paper-1.0x", "resolution": 32,
-           "batch": 128, "steps": args.steps, "device": str(device)}
+           "batch": BATCH if device.type == "cpu" else 128, "steps": args.steps, "device": str(device)}
     if device.type == "cpu":
-        res.update(contiguous=measure(False, args.steps, 128, 32), channels_last=measure(True, args.steps, 128, 32))
+        res.update(rounds=args.rounds, seconds_per_step=measure_cpu_variants(args.steps, args.rounds))
     else:
         amp = amp_dtype_for(device)
         res["gpu"] = torch.cuda.get_device_name(device)
@@ -98,19 +144,24 @@ def main() -> None:
 
 
 def report_cpu(res: dict, threads: int, steps: int) -> str:
-    m, c, cl = res["machine"], res["contiguous"], res["channels_last"]
-    return f"""# Training throughput (benchmarks/train_speed.py)
+    m, t = res["machine"], res["seconds_per_step"]
+    base, now = t[VARIANTS[0][0]], t[VARIANTS[-1][0]]
+    rows = "\n".join(f"| {label} | " + " | ".join(f"{v[k]:.3f}" for k in KINDS) + " |" for label, v in t.items())
+    gains = ", ".join(f"{k} {base[k] / now[k]:.2f}x" for k in KINDS)
+    return f"""# Training speed on the CPU (benchmarks/train_speed.py)
 
-paper-1.0x (10 classes), 32x32 input, batch 128, SGD step; {m['cpu']}, {m['cores']} cores,
-{threads} torch threads, torch {m.get('torch')} CPU; median of {steps} steps after 3 warm-up.
+{m['cpu']}, {m['cores']} cores, {threads} torch thread(s), torch {m.get('torch')} CPU, load average
+{m.get('load_1min')} before the run, {m['date']}. Batch {res['batch']} at 32 px; stand-alone: paper-1.0x
+(10 classes), median of {steps} steps after 3 warm-up; supernet: the default space's progressive
+recipe on {max(2, steps // 2)} steps of each kind. Seconds per step, the median of {res['rounds']} rounds, the
+variants alternated within each round.
 
-| memory format | train images/s | eval images/s |
-|---|---|---|
-| contiguous (NCHW) | {c['train_img_s']} | {c['eval_img_s']} |
-| channels_last | {cl['train_img_s']} | {cl['eval_img_s']} |
+| variant | {' | '.join(KINDS)} |
+|---|---|---|---|---|
+{rows}
 
-channels_last / contiguous: train {cl['train_img_s'] / c['train_img_s']:.2f}x, eval {cl['eval_img_s'] / c['eval_img_s']:.2f}x.
-The proxy protocol keeps the faster one as its default (`Protocol.channels_last`).
+The trainers' choice on the CPU (channels_last, padding taps skipped) against the old one (NCHW,
+full kernels): {gains} faster.
 """
 
 
