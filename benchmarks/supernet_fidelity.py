@@ -51,6 +51,9 @@ def main() -> None:
                          "experiment; its rows are their own files, -ft<N>)")
     ap.add_argument("--finetune-lr", type=float, default=FINETUNE_LR)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--nchw", action="store_true",
+                    help="train the supernet in NCHW, not the CPU's channels_last (a check that the format, "
+                         "which changes rounding, does not change the ranking); its own folder and files")
     ap.add_argument("--out", default="results/benchmarks")
     args = ap.parse_args()
     if args.threads:
@@ -68,9 +71,11 @@ def main() -> None:
     protocol = get_supernet_protocol(args.recipe, epochs=args.epochs)
     space = load_space("ghostnet").v1_only() if args.v1_only else load_space("ghostnet")
     data = load_data(args.data, seed=protocol.seed, folder_size=protocol.resolution)
-    folder = Path("results/runs/supernets") / f"{data_tag(args.data)}-{protocol.name}-e{protocol.epochs}-{space.name}"
+    nchw = "-nchw" if args.nchw else ""
+    folder = Path("results/runs/supernets") / f"{data_tag(args.data)}-{protocol.name}-e{protocol.epochs}-{space.name}{nchw}"
     t0 = time.perf_counter()
     record = train_supernet(space, data, protocol, folder, resume=True, progress=sys.stderr.isatty(),
+                            channels_last=False if args.nchw else None,
                             on_epoch=lambda e, loss: print(json.dumps({"epoch": e, "loss": round(loss, 4)}), flush=True))
     train_minutes = sum(h["seconds"] for h in record["history"]) / 60
     print(f"supernet: {record['epochs_done']} epochs, {train_minutes:.1f} min (this run {(time.perf_counter() - t0) / 60:.1f})")
@@ -119,16 +124,18 @@ def main() -> None:
                "eval_seconds_per_candidate": round(float(df.eval_s.median()), 2),
                "supernet_train_minutes": round(train_minutes, 1), "long_runs_per_network": n_long,
                "recipe": record["protocol"], "supernet_digest": record["digest"],
+               "memory_format": record.get("memory_format", "contiguous"),
                "finetune": finetune, "machine": m}
     out = Path(args.out)
-    stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}{finetune_tag}"  # one file set per recipe
+    stem = f"supernet_fidelity{tag}-{protocol.name}-e{protocol.epochs}{finetune_tag}{nchw}"  # one file set per recipe
     columns = ["name", "macs", "params", "supernet_acc", "supernet_loss", "eval_s", "proxy_acc", *[c.name for c in longs]]
     df[columns].to_csv(out / f"{stem}.csv", index=False)
     atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
     lines = ["# Supernet fidelity (benchmarks/supernet_fidelity.py)", "",
              f"{len(df)} networks of proxy_fidelity{tag}.csv on `{args.data}`, reference: the mean of {n_long} long "
              f"run(s) per network. Supernet: recipe {protocol.name!r} ({protocol.rule}, {protocol.epochs} epochs, "
-             f"{record['data']['train']} images, {train_minutes:.1f} min); each candidate extracted, "
+             f"{record['data']['train']} images, {train_minutes:.1f} min, "
+             f"{record.get('memory_format', 'contiguous')}, digest {record['digest'][:8]}); each candidate extracted, "
              + (f"fine-tuned {args.finetune_steps} SGD steps (lr {args.finetune_lr} decayed to 0), "
                 if args.finetune_steps else "") + "BatchNorm "
              f"recalibrated on 2,000 training images, scored on the {len(data.y_val)} validation images "
