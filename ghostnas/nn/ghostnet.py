@@ -59,7 +59,7 @@ class DepthwiseConv2d(nn.Conv2d):
     conv of a 1x1 map. Traced or compiled (export, deployment resolution), the full kernel, so
     the exported graph is the paper's."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: "int | tuple[int, int]", stride: int = 1,
+    def __init__(self, cin: int, cout: int, kernel_size: "int | tuple[int, int]", stride: "int | tuple[int, int]" = 1,
                  groups: int = 1):
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         assert kh % 2 and kw % 2, "odd kernels only: 'same' padding is k // 2"
