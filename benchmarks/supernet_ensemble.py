@@ -40,6 +40,7 @@ def compare(out: Path, stem: str, suffixes: list[str]) -> dict | None:
     reference = runs[0][[c for c in runs[0].columns if c.startswith("long_acc")]].mean(axis=1)
     scores = [r.loc[names, "supernet_acc"] for r in runs]
     ensemble = sum(scores) / len(scores)
+    macs = runs[0].loc[names, "macs"]
 
     def tau(x: pd.Series) -> float:
         return round(float(kendalltau(x, reference).statistic), 3)
@@ -49,8 +50,8 @@ def compare(out: Path, stem: str, suffixes: list[str]) -> dict | None:
             "between_trainings_tau": [round(float(kendalltau(a, b).statistic), 3)
                                       for a, b in itertools.combinations(scores, 2)],
             "ensemble_tau": tau(ensemble),
-            "single_tau_given_macs": [round(partial_tau(s, reference, runs[0].loc[names, "macs"]), 3) for s in scores],
-            "ensemble_tau_given_macs": round(partial_tau(ensemble, reference, runs[0].loc[names, "macs"]), 3)}
+            "single_tau_given_macs": [round(partial_tau(s, reference, macs), 3) for s in scores],
+            "ensemble_tau_given_macs": round(partial_tau(ensemble, reference, macs), 3)}
 
 
 def main() -> None:

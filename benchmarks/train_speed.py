@@ -88,16 +88,21 @@ def supernet_steps(space, data, steps: int, channels_last: bool | None = None) -
     return history[0]["seconds"] / steps, history[1]["seconds"] / steps
 
 
+def supernet_steps_for(steps: int) -> int:
+    return max(2, steps // 2)  # a supernet step costs ~10x a stand-alone one
+
+
 def measure_cpu_variants(steps: int, rounds: int) -> dict:
     """Seconds per step of every kind under every variant: the median over ``rounds`` (a first,
     untimed round warms up)."""
     space, data = load_space("ghostnet"), load_data(DEFAULT_DATA)
+    supernet_n = supernet_steps_for(steps)
     times: dict[str, dict[str, list[float]]] = {v[0]: {k: [] for k in KINDS} for v in VARIANTS}
     for r in range(rounds + 1):
         for label, channels_last, skip in VARIANTS:
             with full_kernels() if not skip else contextlib.nullcontext():
                 alone = measure(channels_last, steps, BATCH, 32)
-                largest, sandwich = supernet_steps(space, data, max(2, steps // 2), channels_last)
+                largest, sandwich = supernet_steps(space, data, supernet_n, channels_last)
             seconds = dict(zip(KINDS, (BATCH / alone["train_img_s"], BATCH / alone["eval_img_s"], largest, sandwich)))
             print(json.dumps({"round": r, "variant": label, **{k: round(v, 4) for k, v in seconds.items()}}), flush=True)
             if r:
@@ -153,7 +158,7 @@ def report_cpu(res: dict, threads: int, steps: int) -> str:
 {m['cpu']}, {m['cores']} cores, {threads} torch thread(s), torch {m.get('torch')} CPU, load average
 {m.get('load_1min')} before the run, {m['date']}. Batch {res['batch']} at 32 px; stand-alone: paper-1.0x
 (10 classes), median of {steps} steps after 3 warm-up; supernet: the default space's progressive
-recipe on {max(2, steps // 2)} steps of each kind. Seconds per step, the median of {res['rounds']} rounds, the
+recipe on {supernet_steps_for(steps)} steps of each kind. Seconds per step, the median of {res['rounds']} rounds, the
 variants alternated within each round.
 
 | variant | {' | '.join(KINDS)} |

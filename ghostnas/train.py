@@ -53,10 +53,9 @@ class Protocol:
     label_smoothing: float = 0.0
     augment: str = "auto"  # auto: crop+flip on natural images only | on | off
     dropout: float | None = 0.0  # None keeps the Arch's; a short proxy learns better without
-    # True: channels_last on every device. False: the device's faster format, by measurement:
-    # channels_last on the CPU (1.8-2.3x a training step, results/benchmarks/train_speed.md),
-    # NCHW on CUDA (channels_last hurt bf16 there, docs/imagenet.md). A field of the protocol's
-    # identity since before that rule, so it keeps its name and default: recorded runs keep their keys.
+    # True: channels_last on every device. False: the device's faster format (memory_format_for).
+    # A field of the protocol's identity since before that rule, so it keeps its name and
+    # default: recorded runs keep their keys.
     channels_last: bool = False
     seed: int = 0
     # GhostNetV3's re-parameterisable branches (ghostnas.nn.reparam): this many parallel conv + BN
@@ -188,6 +187,14 @@ def amp_dtype_for(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def memory_format_for(device: torch.device, channels_last: bool = False) -> torch.memory_format:
+    """The training memory format: channels_last when asked, else the device's faster one by
+    measurement: channels_last on the CPU (with the skipped padding taps, a stand-alone step 1.63x
+    and a supernet step 2.3-2.5x faster than NCHW, results/benchmarks/train_speed.md), NCHW on
+    CUDA (channels_last hurt bf16 there, docs/imagenet.md). It changes rounding, not the sums."""
+    return torch.channels_last if channels_last or device.type == "cpu" else torch.contiguous_format
+
+
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
              amp_dtype: torch.dtype | None = None) -> tuple[float, float]:
     """(top-1 accuracy, mean loss) on prepared tensors."""
@@ -263,7 +270,7 @@ def _start(arch: Arch, data: Dataset, p: Protocol, dev: torch.device,
     if p.reparam:
         model = add_branches(model, p.reparam)
     model = model.to(dev)
-    memory_format = torch.channels_last if p.channels_last or dev.type == "cpu" else torch.contiguous_format
+    memory_format = memory_format_for(dev, p.channels_last)
     model = model.to(memory_format=memory_format)
 
     tr = _subset(len(data.y_train), p.train_subset, data.y_train, p.seed)
