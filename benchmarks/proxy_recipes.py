@@ -50,6 +50,14 @@ RECIPES: dict[str, dict] = {
     # 0.2 may stall the same networks. And more, smaller steps over the same images.
     "lr0.1": dict(lr=0.1),
     "b32-lr0.05": dict(batch_size=32, lr=0.05),
+    # Once a training step got 1.6x faster (train_speed.md), about 3x the proxy's 4,000
+    # image-passes looked affordable: does more training rank better, and does it matter how it is
+    # spent (more epochs, more distinct images)? Measured, they take 20-30 s (paper-1.0x/1.3x, 2
+    # threads), at or past the 20 s budget; the last spends 7.5x: the trend, not a candidate.
+    "e2-n6000-v5000": dict(train_subset=6000, val_subset=5000),
+    "e3-n4000-v5000": dict(epochs=3, train_subset=4000, val_subset=5000),
+    "e1-n12000-v5000": dict(epochs=1, train_subset=12000, val_subset=5000),
+    "e2-n15000-v5000": dict(train_subset=15000, val_subset=5000),
 }
 # Changes to the "reference" protocol (the yardstick itself, trained on every training image and
 # scored on test; ``--family reference``): its seed noise caps every tau measured against it.
