@@ -37,7 +37,6 @@ from ghostnas.io import atomic_write_text, make_dir  # noqa: E402
 from ghostnas.machine import describe  # noqa: E402
 from ghostnas.search.evaluators import SupernetEvaluator  # noqa: E402
 from ghostnas.supernet import load_supernet  # noqa: E402
-from ghostnas.supernet.elastic import largest_labels  # noqa: E402
 from ghostnas.supernet.training import weights_digest  # noqa: E402
 
 
@@ -62,7 +61,7 @@ def main() -> None:
     x, y = prepare(data.x_train, resolution, mean, std), data.y_train
     folder = make_dir(f"{args.supernet.rstrip('/')}-ft-largest-e{args.epochs}", "fine-tuned supernet folder")
     archs = dict(candidates(100))
-    largest = space.to_arch(largest_labels(space)).replace(dropout=0.0)
+    largest = space.to_arch(space.largest_labels()).replace(dropout=0.0)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-5)
     steps = len(y) // args.batch_size
     rows, summary = [], {"data": args.data, "supernet": record["digest"], "epochs": args.epochs, "lr": args.lr,

@@ -282,9 +282,17 @@ class SearchSpace:
     def smallest_labels(self) -> Labels:
         """Labels of the cheapest network: cost grows with width, depth, expansion, kernels and
         SE, and falls with the Ghost ratio s, so each dimension's cheapest choice is known."""
+        return self._extreme_labels(cheapest=True)
+
+    def largest_labels(self) -> Labels:
+        """Labels of the costliest network (see :meth:`smallest_labels`)."""
+        return self._extreme_labels(cheapest=False)
+
+    def _extreme_labels(self, cheapest: bool) -> Labels:
         labels: Labels = {}
         for name, choices in self.dimensions():
-            labels[name] = max(choices) if Label.parse(name).field == "s" else min(choices)
+            falls_with_choice = Label.parse(name).field == "s"
+            labels[name] = max(choices) if falls_with_choice == cheapest else min(choices)
         return labels
 
     # ---- size --------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import torch
 from ghostnas import GhostNASError, create_model
 from ghostnas.space import load_space
 from ghostnas.supernet import SuperNet, get_supernet_protocol, recalibrate, train_supernet
-from ghostnas.supernet.elastic import largest_labels
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +90,7 @@ def test_the_largest_network_is_the_costliest():
     from ghostnas.cost import count
 
     space = load_space("ghostnet")
-    largest = count(space.to_arch(largest_labels(space))).macs
+    largest = count(space.to_arch(space.largest_labels())).macs
     assert all(count(space.sample_arch(s)).macs <= largest for s in range(50))
 
 
@@ -130,12 +129,11 @@ def test_training_resumes_bit_identically(tmp_path, interrupt_after):
 
 
 def test_progressive_recipe_trains_the_largest_alone_first():
-    from ghostnas.supernet.elastic import largest_labels
     from ghostnas.supernet.training import _subnets
 
     space = load_space("tiny")
     p = get_supernet_protocol("progressive", epochs=8)
-    largest = space.to_arch(largest_labels(space)).replace(dropout=0.0)
+    largest = space.to_arch(space.largest_labels()).replace(dropout=0.0)
     assert p.largest_epochs() == 2
     assert [(k, a) for k, a in _subnets(space, p, 2, 5)] == [("largest", largest)]
     assert [k for k, _ in _subnets(space, p, 3, 0)] == ["largest", "smallest", "random", "random"]

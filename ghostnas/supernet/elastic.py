@@ -37,7 +37,7 @@ from torch import nn
 
 from ..arch import Arch, make_divisible, se_channels
 from ..nn.ghostnet import GhostNet, create_model
-from ..space import Label, Labels, SearchSpace, space_from_dict
+from ..space import SearchSpace, space_from_dict
 
 
 def _crop(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -221,18 +221,10 @@ def recalibrate(model: nn.Module, images: torch.Tensor, batch_size: int = 200) -
 
 def sample_archs(space: SearchSpace, rng, n: int) -> Iterator[tuple[str, Arch]]:
     """The sandwich rule's subnets for one step: the largest, the smallest and ``n`` random ones."""
-    yield "largest", space.to_arch(largest_labels(space))
+    yield "largest", space.to_arch(space.largest_labels())
     yield "smallest", space.to_arch(space.smallest_labels())
     for _ in range(n):
         yield "random", space.to_arch(space.sample(rng))
-
-
-def largest_labels(space: SearchSpace) -> Labels:
-    """The most expensive network: each dimension's costliest choice (the smallest Ghost ratio)."""
-    labels: Labels = {}
-    for name, choices in space.dimensions():
-        labels[name] = min(choices) if Label.parse(name).field == "s" else max(choices)
-    return labels
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from ..errors import GhostNASError
 from ..io import atomic_write, atomic_write_text, make_dir
 from ..nn.weights import load_tensors
 from ..space import SearchSpace
-from .elastic import SuperNet, distill_loss, largest_labels, sample_archs
+from .elastic import SuperNet, distill_loss, sample_archs
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def get_supernet_protocol(name: str, **overrides: Any) -> SupernetProtocol:
 def _subnets(space: SearchSpace, p: SupernetProtocol, epoch: int, step: int):
     rng = random.Random(f"{p.seed}|{epoch}|{step}")
     if epoch <= p.largest_epochs():
-        return [("largest", space.to_arch(largest_labels(space)).replace(dropout=0.0))]
+        return [("largest", space.to_arch(space.largest_labels()).replace(dropout=0.0))]
     if p.rule == "uniform":
         return [("random", space.to_arch(space.sample(rng)).replace(dropout=0.0))]
     return [(kind, arch.replace(dropout=0.0)) for kind, arch in sample_archs(space, rng, p.random_subnets)]
