@@ -110,6 +110,15 @@ def test_a_network_two_searches_found_is_trained_once():
     assert reproduce_paper.first_of_its_kind("1x-macs", studies, found.get).name == "found-1x-macs"
 
 
+def test_a_floored_budget_is_a_range_search_reads():
+    from ghostnas.search import parse_budget
+
+    macs = parse_budget(reproduce_paper.with_floor("141150512MACs", 0.8))
+    assert (macs.floor, macs.limit) == (112920410, 141150512)  # rounded up: never under 0.8
+    ms = parse_budget(reproduce_paper.with_floor("3.401ms", 0.8))
+    assert (ms.kind, ms.floor, ms.limit) == ("latency_ms", 2.721, 3.401)
+
+
 def test_a_latency_budget_is_one_the_paper_network_fits():
     from ghostnas.search import parse_budget
 

@@ -30,6 +30,18 @@ def test_malformed_budget_lists_accepted_forms(text):
         parse_budget(text)
 
 
+def test_a_budget_range_has_a_floor_in_the_same_unit():
+    b = parse_budget("120-150MFLOPs")
+    assert (b.kind, b.floor, b.limit) == ("macs", 120e6, 150e6)
+    assert b.slug() == parse_budget("0.12-0.15GFLOPs").slug() == "120-150MFLOPs"  # one study either way
+    assert parse_budget("150MFLOPs").slug() == "150MFLOPs"  # a plain budget's study keeps its name
+    assert (parse_budget("2.5-3ms").floor, parse_budget("2.5-3ms").slug()) == (2.5, "2.5-3ms")
+    assert b.over({"macs": 130e6}) is None
+    assert "under the floor" in b.over({"macs": 110e6}) and ">" in b.over({"macs": 160e6})
+    with pytest.raises(GhostNASError, match="must rise"):
+        parse_budget("150-120MFLOPs")
+
+
 def test_several_budgets():
     assert [b.kind for b in parse_budgets(["150MFLOPs,4Mparams"])] == ["macs", "params"]
     assert len(parse_budgets(["150MFLOPs", "4Mparams"])) == 2
@@ -151,6 +163,19 @@ def test_baseline_is_evaluated_first(tmp_path):
 def test_impossible_budget_fails_fast(tmp_path):
     with pytest.raises(GhostNASError, match="even the smallest is over"):
         run_search(tiny_config(tmp_path, budgets=("0.5MFLOPs",)))
+    with pytest.raises(GhostNASError, match="reaches the floor of 6-7MFLOPs: even the largest"):
+        run_search(tiny_config(tmp_path, budgets=("6-7MFLOPs",)))  # the tiny space tops out at 5.8M
+
+
+def test_a_budget_floor_rejects_the_small_candidates(tmp_path):
+    summary = run_search(tiny_config(tmp_path, budgets=("1.5-3MFLOPs",), trials=3))
+    df = pd.read_csv(tmp_path / "t" / "trials.csv")
+    from ghostnas.results import load_study
+
+    assert len(df) == 3 and df.macs.between(1.5e6, 3e6).all()
+    reasons = [t.user_attrs.get("rejected", "") for t in load_study(tmp_path / "t").trials]
+    assert any("under the floor" in r for r in reasons)  # a quarter of the tiny space is under 1.5M
+    assert summary["trials"]["rejected_over_budget"] == sum(bool(r) for r in reasons)
 
 
 def test_sigkill_loses_only_the_running_trial(tmp_path):

@@ -63,11 +63,12 @@ COMMANDS = [
         opt("--resume", action="store_true", help="continue the run in --out"), JSON)),
     Command(("search",), "cmd_search:search", "search the space under a budget (resumable study)", (
         opt("--budget", action="append", required=True, type=non_empty,
-            help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut); repeat or comma-separate"),
+            help="150MFLOPs, 0.3GFLOPs, 150MMACs, 5Mparams, 30ms (with --lut), or a range 120-150MFLOPs "
+            "(candidates under its floor are rejected too); repeat or comma-separate"),
         opt("--space", help="space YAML or shipped name (default ghostnet; with --supernet, the space it was "
             "trained over)"), DATA,
         opt("--trials", type=positive, help="evaluated trials in the study (default 16, or 1000 with "
-            "--supernet); over-budget samples are rejected before training and not counted"),
+            "--supernet); samples outside the budget are rejected before training and not counted"),
         opt("--supernet", metavar="DIR", help="score candidates by a trained supernet's inherited weights "
             "(`ghostnas supernet train`): seconds per candidate, no training"),
         opt("--timeout", type=real(0, low_open=True, what="seconds must be"),

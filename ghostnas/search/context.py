@@ -160,11 +160,15 @@ def make_context(cfg: SearchConfig) -> Context:
         raise GhostNASError(f"unknown engine {cfg.engine!r}; use {', '.join(ENGINES)}")
     run_dir = Path(cfg.out) / cfg.study_name()
     ctx = Context(cfg, space, budgets, run_dir, profilers=profilers_for(cfg.lut, space, cfg.allow_emulated))
-    smallest = space.to_arch(space.smallest_labels())
-    reason = ctx.over_budget(ctx.costs(smallest))
-    if reason:
-        raise GhostNASError(f"no network of space {space.name!r} fits the budget: even the smallest "
-                            f"is over ({reason}); raise the budget or use a smaller space")
+    smallest, largest = (ctx.costs(space.to_arch(labels)) for labels in (space.smallest_labels(),
+                                                                          space.largest_labels()))
+    for b in budgets:
+        if b.value_of(smallest) > b.limit:
+            raise GhostNASError(f"no network of space {space.name!r} fits the budget: even the smallest "
+                                f"is over ({b.over(smallest)}); raise the budget or use a smaller space")
+        if b.value_of(largest) < b.floor:
+            raise GhostNASError(f"no network of space {space.name!r} reaches the floor of {b.text}: even "
+                                f"the largest has {b.kind} {b.value_of(largest):g}; lower the floor")
     return ctx
 
 
@@ -239,7 +243,8 @@ def check_config(ctx: Context) -> None:
 
 
 def baseline(ctx: Context) -> tuple[Arch, Labels] | None:
-    """The paper network at the largest width of the space that fits every budget."""
+    """The paper network at the largest width of the space that fits every budget (inside a
+    range's floor too: none where the widest under the limit is below it)."""
     for width in sorted(ctx.space.width, reverse=True):
         arch = paper_arch(width, resolution=ctx.space.resolution, num_classes=ctx.space.num_classes,
                           dropout=ctx.space.dropout)

@@ -140,4 +140,4 @@ def run_nni(ctx: Context) -> None:
     experiment.stop()
     if done() < cfg.trials and not (cfg.timeout and time.time() - started >= cfg.timeout):
         raise GhostNASError(f"NNI stopped after {done()} of {cfg.trials} trials: most of its samples "
-                            "were over budget; raise the budget or use --engine optuna")
+                            "were outside the budget; widen the budget or use --engine optuna")

@@ -112,7 +112,7 @@ def run_optuna(ctx: Context) -> None:
                 reject(study, trial, cand.costs, cand.rejected)
                 rejected_in_a_row += 1
                 if rejected_in_a_row >= MAX_REJECTIONS:
-                    raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were over budget "
+                    raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were outside the budget "
                                         f"(last: {cand.rejected}); the budget is too tight for this space")
                 continue
             rejected_in_a_row = 0

@@ -116,7 +116,7 @@ def _searcher_class():
                 self.live[trial_id] = (trial, cand)
                 self.remaining -= 1
                 return {"labels": cand.labels, "weights": str(weights_path(self.ctx, trial.number).resolve())}
-            raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were over budget")
+            raise GhostNASError(f"{MAX_REJECTIONS} samples in a row were outside the budget")
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             trial, _ = self.live.get(trial_id, (None, None))
