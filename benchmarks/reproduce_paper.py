@@ -391,7 +391,8 @@ def write_report(path: Path, df: pd.DataFrame, blocks: list[str], args, evals: E
     lines = [f"# Paper GhostNets vs searched networks on {args.data} (benchmarks/reproduce_paper.py)", "",
              f"{m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m.get('torch')}; {m['date']}. "
              f"Cost, as each step timed itself ({args.threads or 'all'} torch thread(s) a process): stand-alone "
-             f"trainings {evals.training_hours():.1f} h; {search_cost(runs)}; this run {seconds / 60:.1f} min "
+             f"trainings {evals.training_hours():.1f} h (every one cached for this data, which the reports on it "
+             f"share); {search_cost(runs)}; this run {seconds / 60:.1f} min "
              "(cached results are not re-run).", "",
              f"- Evaluation: `{eval_protocol}` protocol ({proto.to_dict()}), seeds {args.seeds}, scored on the "
              f"{split} split ({n_scored:,} images), which no search or pick saw"

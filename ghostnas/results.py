@@ -3,8 +3,8 @@
 Everything is read back from the study journal, so any engine's trials and any number of
 cooperating workers give the same files:
 
-- ``trials.csv`` / ``trials.parquet``: one row per evaluated trial (rejected over-budget samples
-  are only counted): number, state, val_acc, macs, params, latency_ms, seconds, baseline,
+- ``trials.csv`` / ``trials.parquet``: one row per evaluated trial (samples rejected outside the
+  budget are only counted): number, state, val_acc, macs, params, latency_ms, seconds, baseline,
   protocol, engine, error, then the flat arch labels (``width``, ``s6_b3_exp``, ...).
 - ``pareto.csv``: trials not beaten on both accuracy and cost.
 - ``summary.json``: counts, best trial, the hand-designed baseline, the margin between them;
@@ -216,7 +216,7 @@ def summarize(run_dir: Path, study, df: pd.DataFrame, rejected: int) -> dict[str
         config = json.loads((run_dir / "config.json").read_text())
     label_cols = [c for c in df.columns if c not in META]
     counts = df.state.value_counts().to_dict() if not df.empty else {}
-    counts["rejected_over_budget"] = rejected
+    counts["rejected_over_budget"] = rejected  # or under a range's floor; the key predates ranges
     summary: dict[str, Any] = {"study": study.study_name, "run_dir": str(run_dir),
                                "budgets": config.get("identity", {}).get("budgets"),
                                "protocol": config.get("protocol"), "trials": counts,
