@@ -512,9 +512,9 @@ def main() -> None:
     data = load_data(args.data)
     scored, eval_protocol = stand_alone_view(data, args.eval_protocol)
     # one cache of stand-alone trainings per data: a floored run reuses the paper networks' runs
-    (out / f"paper_vs_search{data_suffix}").mkdir(exist_ok=True)
-    evals = Evals(out / f"paper_vs_search{data_suffix}" / "evals.json", data,
-                  {eval_protocol: args.eval_epochs} if args.eval_epochs else None)
+    cache = out / f"paper_vs_search{data_suffix}"
+    cache.mkdir(exist_ok=True)
+    evals = Evals(cache / "evals.json", data, {eval_protocol: args.eval_epochs} if args.eval_epochs else None)
     picks = work / "picks.json"  # study -> {"picked_by_val": x}, or null when it found nothing
     space = load_space("ghostnet")
     lut = LatencyModel.load(args.lut)

@@ -42,12 +42,16 @@ class Budget:
 
     def over(self, costs: dict[str, float]) -> str | None:
         """Why ``costs`` break this budget, or None when they fit."""
+        return self.above_limit(costs) or self.under_floor(costs)
+
+    def above_limit(self, costs: dict[str, float]) -> str | None:
         value = self.value_of(costs)
-        if value > self.limit:
-            return f"{self.kind} {value:g} > {self.limit:g} ({self.text})"
-        if value < self.floor:
-            return f"{self.kind} {value:g} < {self.floor:g}, under the floor of {self.text}"
-        return None
+        return f"{self.kind} {value:g} > {self.limit:g} ({self.text})" if value > self.limit else None
+
+    def under_floor(self, costs: dict[str, float]) -> str | None:
+        value = self.value_of(costs)
+        return (f"{self.kind} {value:g} < {self.floor:g}, under the floor of {self.text}"
+                if value < self.floor else None)
 
     def slug(self) -> str:
         if self.kind == "latency_ms":

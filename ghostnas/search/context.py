@@ -163,10 +163,10 @@ def make_context(cfg: SearchConfig) -> Context:
     smallest, largest = (ctx.costs(space.to_arch(labels)) for labels in (space.smallest_labels(),
                                                                           space.largest_labels()))
     for b in budgets:
-        if b.value_of(smallest) > b.limit:
+        if reason := b.above_limit(smallest):
             raise GhostNASError(f"no network of space {space.name!r} fits the budget: even the smallest "
-                                f"is over ({b.over(smallest)}); raise the budget or use a smaller space")
-        if b.value_of(largest) < b.floor:
+                                f"is over ({reason}); raise the budget or use a smaller space")
+        if b.under_floor(largest):
             raise GhostNASError(f"no network of space {space.name!r} reaches the floor of {b.text}: even "
                                 f"the largest has {b.kind} {b.value_of(largest):g}; lower the floor")
     return ctx
